@@ -112,3 +112,12 @@ def test_gl_backend_that_cannot_start_names_mujoco_gl(monkeypatch):
 
 def test_default_backend_starts_here():
     assert check_gl_backend("egl") == "egl"
+
+
+def test_stale_config_of_a_deleted_installation_is_rewritten(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIBERO_CONFIG_PATH", str(tmp_path))
+    gone = {key: str(tmp_path / "deleted-venv" / key) for key in libero_setup.CONFIG_KEYS}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(gone))
+    config = yaml.safe_load(write_libero_config().read_text())
+    assert Path(config["bddl_files"]).is_dir()
+    assert config == libero_setup.default_libero_config()

@@ -40,6 +40,8 @@ ASSET_SUBDIRS = (
 )
 #: Keys LIBERO's ``get_libero_path`` reads from config.yaml.
 CONFIG_KEYS = ("assets", "bddl_files", "benchmark_root", "datasets", "init_states")
+#: Keys that point into the LIBERO installation itself; a config whose folders are gone is stale.
+PACKAGE_KEYS = ("benchmark_root", "bddl_files", "init_states")
 GL_BACKENDS = ("egl", "osmesa", "glfw")
 
 
@@ -147,8 +149,9 @@ def default_libero_config(assets: Path | None = None) -> dict[str, str]:
 def write_libero_config(assets: Path | None = None) -> Path:
     """Write LIBERO's config.yaml non-interactively unless a complete one exists; return its path.
 
-    An existing file with every key is the user's and is left alone (except an ``assets`` entry, which
-    hf-libero ignores anyway). A file missing keys would make LIBERO assert later, so it is an error here.
+    An existing file with every key is the user's and is left alone (hf-libero ignores its ``assets`` entry
+    anyway), unless its package folders no longer exist, as after deleting the virtual environment it was
+    written for: then it is rewritten. A file missing keys would make LIBERO assert later: an error here.
     """
     config_dir = libero_config_dir()
     config_file = config_dir / "config.yaml"
@@ -164,7 +167,10 @@ def write_libero_config(assets: Path | None = None) -> Path:
             raise LiberoSetupError(
                 f"{config_file} lacks {', '.join(missing)}; delete it (it is regenerated) or add the keys"
             )
-        return config_file
+        if all(Path(existing[key]).is_dir() for key in PACKAGE_KEYS):
+            return config_file
+        # The config points into a LIBERO installation that is gone (a deleted virtual environment, say):
+        # it cannot serve anyone, so it is regenerated for the installed LIBERO.
     try:
         config_dir.mkdir(parents=True, exist_ok=True)
         tmp = config_file.with_suffix(".yaml.tmp")
