@@ -1,0 +1,1 @@
+"""The ``gaussrl`` policy type: the Gaussian action-chunk baseline sharing ``diffrl``'s encoders."""
