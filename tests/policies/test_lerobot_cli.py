@@ -184,3 +184,44 @@ def test_lerobot_eval_runs_a_trained_checkpoint_on_the_project_env(tmp_path: Pat
     info = json.loads((eval_dir / "eval_info.json").read_text())
     overall = info.get("overall", info.get("aggregated", {}))
     assert "pc_success" in overall and 0.0 <= overall["pc_success"] <= 100.0
+
+
+@pytest.mark.slow
+def test_accelerate_launch_trains_diffrl_with_two_processes(tmp_path: Path) -> None:
+    """``accelerate launch $(which lerobot-train)`` with DDP over two CPU processes (gloo), as on several GPUs."""
+    from lerobot.policies.factory import get_policy_class
+
+    root = tmp_path / "tiny"
+    write_tiny_dataset(root)
+    out_dir = tmp_path / "out"
+    cmd = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--cpu",
+        "--num_processes=2",
+        "--num_machines=1",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        str(BIN / "lerobot-train"),
+        "--policy.type=diffrl",
+        "--dataset.repo_id=local/tiny",
+        f"--dataset.root={root}",
+        "--policy.push_to_hub=false",
+        "--steps=2",
+        "--batch_size=2",
+        f"--output_dir={out_dir}",
+        "--save_freq=2",
+        "--log_freq=1",
+        "--num_workers=0",
+        "--wandb.enable=false",
+        "--eval_freq=0",
+        *SMALL_ARGS,
+    ]
+    env = dict(_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    policy = get_policy_class("diffrl").from_pretrained(
+        out_dir / "checkpoints" / "000002" / "pretrained_model"
+    )
+    assert int(policy.ema_step) == 2
+    assert policy.config.tasks == ["pick up the bowl", "open the drawer"]
