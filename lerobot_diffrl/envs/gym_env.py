@@ -26,8 +26,6 @@ from lerobot_diffrl.envs.observations import (
     IMAGE_NAMES,
     OBJECT_STATE_DIM,
     lerobot_robot_state,
-    object_vector,
-    robot_vector,
 )
 from lerobot_diffrl.envs.suites import CONTROL_FPS, SUITE_MAX_STEPS, check_suite, parse_task_ids, task_spec
 from lerobot_diffrl.errors import ConfigError
@@ -139,9 +137,9 @@ class LiberoGymEnv(gym.Env):
                 name: raw[key].copy() for name, key in zip(IMAGE_NAMES, CAMERA_KEYS, strict=True)
             }
         if self.obs_type != "pixels":
-            obs["robot_state"] = lerobot_robot_state(robot_vector(raw, episode.sim))
+            obs["robot_state"] = lerobot_robot_state(episode.robot_state(raw))
         if self.obs_type == "state":
-            obs["environment_state"] = object_vector(raw)[0]
+            obs["environment_state"] = episode.object_state(raw)[0]
         return obs
 
     # -- gymnasium API ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,7 +236,25 @@ assert renderer.render().shape == (16, 16, 3)
 renderer.close()
 """
 
-_checked_backends: dict[str, str] = {}
+#: Backends whose probe succeeded in this process (a probe costs a child process and ~1 s).
+_working_backends: set[str] = set()
+
+
+def _requested_backend(backend: str | None) -> str:
+    return (backend or os.environ.get("MUJOCO_GL") or "egl").lower()
+
+
+def set_gl_environment(env: MutableMapping[str, str], backend: str) -> None:
+    """Point ``env`` at ``backend``: ``MUJOCO_GL`` and a ``PYOPENGL_PLATFORM`` that agrees with it.
+
+    robosuite's renderer goes through PyOpenGL, which picks its platform from ``PYOPENGL_PLATFORM``; a stale
+    value (egl under glfw, say) makes it load the wrong library, so glfw clears it.
+    """
+    env["MUJOCO_GL"] = backend
+    if backend in ("egl", "osmesa"):
+        env["PYOPENGL_PLATFORM"] = backend
+    else:
+        env.pop("PYOPENGL_PLATFORM", None)
 
 
 def check_gl_backend(backend: str | None = None, timeout_s: float = 60.0) -> str:
@@ -245,15 +264,16 @@ def check_gl_backend(backend: str | None = None, timeout_s: float = 60.0) -> str
     them, and because a backend that cannot start may abort the process rather than raise.
     Returns the backend name; raises :class:`RenderBackendError` naming ``MUJOCO_GL`` otherwise.
     """
-    backend = (backend or os.environ.get("MUJOCO_GL") or "egl").lower()
-    if backend in _checked_backends:
+    backend = _requested_backend(backend)
+    if backend in _working_backends:
         return backend
     if backend not in GL_BACKENDS:
         raise RenderBackendError(
             f"MUJOCO_GL={backend!r} is not a MuJoCo GL backend; use MUJOCO_GL=egl (GPU or Mesa) or "
             "MUJOCO_GL=osmesa (CPU, needs libosmesa6)"
         )
-    env = dict(os.environ, MUJOCO_GL=backend, PYOPENGL_PLATFORM=backend if backend != "glfw" else "")
+    env = dict(os.environ)
+    set_gl_environment(env, backend)
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _GL_PROBE], env=env, capture_output=True, text=True, timeout=timeout_s
@@ -271,7 +291,7 @@ def check_gl_backend(backend: str | None = None, timeout_s: float = 60.0) -> str
             "glfw": "glfw needs a display; on a headless machine use MUJOCO_GL=egl or MUJOCO_GL=osmesa",
         }[backend]
         raise RenderBackendError(f"MUJOCO_GL={backend}: cannot start an OpenGL context ({detail}); {hint}")
-    _checked_backends[backend] = backend
+    _working_backends.add(backend)
     return backend
 
 
@@ -280,8 +300,6 @@ def configure_gl_backend(backend: str | None = None) -> str:
 
     ``PYOPENGL_PLATFORM`` must agree with ``MUJOCO_GL`` or robosuite's renderer picks another platform.
     """
-    backend = (backend or os.environ.get("MUJOCO_GL") or "egl").lower()
-    os.environ["MUJOCO_GL"] = backend
-    if backend in ("egl", "osmesa"):
-        os.environ["PYOPENGL_PLATFORM"] = backend
+    backend = _requested_backend(backend)
+    set_gl_environment(os.environ, backend)
     return backend

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lerobot_diffrl.envs.libero_task import CAMERAS
 from lerobot_diffrl.errors import ConfigError
 
 ROBOT_STATE_DIM = 34
@@ -42,7 +43,7 @@ ROBOT_STATE_SLICES: dict[str, slice] = {
     "joint_vel": slice(27, 34),
 }
 #: robosuite observation keys of the two cameras, in lerobot's order (``image``, ``image2``).
-CAMERA_KEYS: tuple[str, ...] = ("agentview_image", "robot0_eye_in_hand_image")
+CAMERA_KEYS: tuple[str, ...] = tuple(f"{camera}_image" for camera in CAMERAS)
 IMAGE_NAMES: tuple[str, ...] = ("image", "image2")
 #: Observation modes of the pool: what is computed per step.
 OBS_MODES: tuple[str, ...] = ("state", "pixels", "pixels_state")
@@ -104,11 +105,6 @@ def object_vector(raw: dict[str, Any]) -> tuple[np.ndarray, int]:
     out = np.zeros(OBJECT_STATE_DIM, dtype=np.float64)
     out[: values.size] = values
     return out, int(values.size)
-
-
-def raw_images(raw: dict[str, Any]) -> tuple[np.ndarray, ...]:
-    """The two camera images of a raw observation, unflipped uint8 HWC."""
-    return tuple(raw[key] for key in CAMERA_KEYS)
 
 
 def lerobot_robot_state(robot: np.ndarray) -> dict[str, dict[str, np.ndarray]]:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from lerobot_diffrl.envs.libero_setup import check_gl_backend, prepare_libero
 from lerobot_diffrl.envs.libero_task import CAMERAS, make_task_sim
+from lerobot_diffrl.envs.observations import CAMERA_KEYS
 from lerobot_diffrl.envs.suites import load_init_states, task_spec
 from lerobot_diffrl.errors import ConfigError
 from lerobot_diffrl.scripts.cli import parse_config, run_cli
@@ -95,8 +96,8 @@ def run_demo(cfg: DemoConfig) -> int:
 
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for camera in CAMERAS:
-            frame = np.ascontiguousarray(obs[f"{camera}_image"][::-1, ::-1])  # lerobot's orientation
+        for camera, key in zip(CAMERAS, CAMERA_KEYS, strict=True):
+            frame = np.ascontiguousarray(obs[key][::-1, ::-1])  # lerobot's orientation
             Image.fromarray(frame).save(out / f"{camera}.png")
         print(f"camera views saved in {out}/")
     sim.close()

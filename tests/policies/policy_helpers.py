@@ -43,24 +43,19 @@ def make_policy(kind: str = "diffrl", image_size: int | None = 32, **overrides):
     from lerobot_diffrl.policies.diffrl.modeling_diffrl import DiffRLPolicy
     from lerobot_diffrl.policies.gaussrl.modeling_gaussrl import GaussRLPolicy
 
+    config_cls, policy_cls, small = {
+        "diffrl": (DiffRLConfig, DiffRLPolicy, SMALL_DIFFRL),
+        "gaussrl": (GaussRLConfig, GaussRLPolicy, SMALL_GAUSS),
+    }[kind]
     inp, out = make_features(image_size, overrides.pop("state_dim", 8), overrides.pop("action_dim", 7))
-    if kind == "diffrl":
-        cfg = DiffRLConfig(
-            input_features=inp,
-            output_features=out,
-            device="cpu",
-            tasks=["pick", "place"],
-            **{**SMALL_DIFFRL, **overrides},
-        )
-        return DiffRLPolicy(cfg)
-    cfg = GaussRLConfig(
+    cfg = config_cls(
         input_features=inp,
         output_features=out,
         device="cpu",
         tasks=["pick", "place"],
-        **{**SMALL_GAUSS, **overrides},
+        **{**small, **overrides},
     )
-    return GaussRLPolicy(cfg)
+    return policy_cls(cfg)
 
 
 def make_batch(policy, batch_size: int = 3, seed: int = 0) -> dict:
