@@ -79,29 +79,54 @@ class PassageVectorEnv:
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, ACTION_DIM):
             raise ConfigError(f"actions must have shape ({self.num_envs}, {ACTION_DIM}), got {actions.shape}")
-        old = self.pos.copy()
-        new = np.clip(old + self.cfg.step_size * np.clip(actions, -1.0, 1.0), -1.0, 1.0)
-        blocked = _crosses_wall_outside_gap(old, new, self.cfg.gap_half_width)
-        new[blocked, 0] = np.sign(old[blocked, 0]) * 1e-3  # stopped at the wall, sliding along it is allowed
-        self.pos = new
-        self.elapsed += 1
+        return self.step_chunk(actions[:, None])
 
-        success = np.linalg.norm(self.pos - self.goal, axis=1) < self.cfg.goal_radius
+    def step_chunk(
+        self, actions: np.ndarray, render: Any = None
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Execute (n, k, 2) action chunks, each env stopping at its episode's end (as ``EnvPool.step_chunk``;
+        ``render`` is accepted for interface parity and ignored: nothing renders)."""
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 3 or actions.shape[0] != self.num_envs or actions.shape[2] != ACTION_DIM:
+            raise ConfigError(
+                f"actions must have shape ({self.num_envs}, k, {ACTION_DIM}), got {actions.shape}"
+            )
+        n = self.num_envs
+        active = np.ones(n, dtype=bool)
+        success = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        executed = np.zeros(n, dtype=np.int64)
+        for k in range(actions.shape[1]):
+            old = self.pos.copy()
+            new = np.clip(old + self.cfg.step_size * np.clip(actions[:, k], -1.0, 1.0), -1.0, 1.0)
+            blocked = _crosses_wall_outside_gap(old, new, self.cfg.gap_half_width)
+            new[blocked, 0] = (
+                np.sign(old[blocked, 0]) * 1e-3
+            )  # stopped at the wall, sliding along it is allowed
+            self.pos = np.where(active[:, None], new, old)
+            self.elapsed += active
+            executed += active
+            reached = active & (np.linalg.norm(self.pos - self.goal, axis=1) < self.cfg.goal_radius)
+            success |= reached
+            truncated |= active & ~reached & (self.elapsed >= self.cfg.max_steps)
+            active &= ~(success | truncated)
+            if not active.any():
+                break
         terminated = success
-        truncated = ~terminated & (self.elapsed >= self.cfg.max_steps)
         done = terminated | truncated
         final_obs = self._obs()
         final_info = [
             {"is_success": bool(success[i]), "elapsed_steps": int(self.elapsed[i])} if done[i] else None
-            for i in range(self.num_envs)
+            for i in range(n)
         ]
         elapsed = self.elapsed.copy()
         self._sample_starts(np.flatnonzero(done))
         infos = {
             "is_success": success,
             "TimeLimit.truncated": truncated,
-            "aborted": np.zeros(self.num_envs, dtype=bool),
+            "aborted": np.zeros(n, dtype=bool),
             "elapsed_steps": elapsed,
+            "executed_steps": executed,
             "_final": done,
             "final_obs": final_obs,
             "final_info": final_info,
@@ -130,11 +155,14 @@ def scripted_demos(
     bad_aim: float = 0.2,
     aim_noise: float = 0.02,
     cfg: PassageConfig | None = None,
+    two_sided: bool = True,
 ) -> list[dict[str, np.ndarray]]:
     """Episodes of the imperfect expert, failures included.
 
     A ``bad_aim_fraction`` of the episodes aims at the wall ``bad_aim`` above or below the gap (and gets stuck
-    there), the others at the gap centre, each with N(0, ``aim_noise``) jitter. The demos are thus bimodal: a
+    there; on both sides of the gap, or only above it with ``two_sided=False``), the others at the gap
+    centre, each with N(0, ``aim_noise``) jitter. One-sided bad aims make the Gaussian baseline's mode
+    averaging fail too (its mean aims between the modes, at the wall), as it does on real multimodal demos. The demos are thus bimodal: a
     policy that imitates them faithfully succeeds about as often as they do, and RL must move the probability
     mass onto the mode that succeeds.
 
@@ -145,7 +173,8 @@ def scripted_demos(
     env = PassageVectorEnv(n_episodes, cfg, seed=seed)
     obs, _ = env.reset()
     bad = rng.random(n_episodes) < bad_aim_fraction
-    aim = np.where(bad, bad_aim * rng.choice([-1.0, 1.0], n_episodes), 0.0) + rng.normal(
+    side = rng.choice([-1.0, 1.0], n_episodes) if two_sided else np.ones(n_episodes)
+    aim = np.where(bad, bad_aim * side, 0.0) + rng.normal(
         0.0, aim_noise, n_episodes
     )
     states, actions = [[] for _ in range(n_episodes)], [[] for _ in range(n_episodes)]

@@ -397,13 +397,42 @@ class EnvPool:
         if actions.shape != (self.num_envs, 7):
             raise ConfigError(f"actions must have shape ({self.num_envs}, 7), got {actions.shape}")
         mask = self._render_mask(render)
+        self._res.buffers.actions[:] = actions
+        return self._advance(lambda h: ("step", {s: bool(mask[s]) for s in h.slots}), self.step_timeout_s)
+
+    def step_chunk(
+        self, actions: np.ndarray, render: bool | Sequence[bool] | np.ndarray | None = None
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Execute an action chunk (n, k, 7) per slot in one round trip, as DPPO's multi-step wrapper does.
+
+        A slot stops at the end of its episode (the rest of its chunk is dropped, never applied to the next
+        episode) and auto-resets. ``reward`` is the chunk's summed reward, ``infos["executed_steps"]`` how
+        many actions ran; only the returned observation is rendered (see the worker's ``step_chunk``).
+        Why: one message per chunk instead of per step, and no rendering of the frames a chunked policy
+        never looks at.
+        """
+        self._check_open()
+        if self._last_obs is None:
+            raise ConfigError("call reset() before step_chunk()")
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 3 or actions.shape[0] != self.num_envs or actions.shape[2] != 7:
+            raise ConfigError(f"actions must have shape ({self.num_envs}, k, 7), got {actions.shape}")
+        mask = self._render_mask(render)
+        timeout = self.step_timeout_s * max(1, actions.shape[1])
+        return self._advance(
+            lambda h: ("step_chunk", {s: (actions[s], bool(mask[s])) for s in h.slots}), timeout
+        )
+
+    def _advance(
+        self, message: Any, timeout_s: float
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Send every worker ``message(handle) + (next_init,)``, then gather outcomes, restarting failures."""
         buf = self._res.buffers
-        buf.actions[:] = actions
         handles = self._res.workers
         for h in handles:
             next_init = {s: (self.slots[s], self._init_index(s, int(self._episodes[s]) + 1)) for s in h.slots}
-            self._send(h, ("step", {s: bool(mask[s]) for s in h.slots}, next_init))
-        replies, failures = self._gather(handles, self.step_timeout_s)
+            self._send(h, (*message(h), next_init))
+        replies, failures = self._gather(handles, timeout_s)
 
         n = self.num_envs
         aborted = np.zeros(n, dtype=bool)
@@ -417,13 +446,14 @@ class EnvPool:
         truncated = scalars[:, SCALAR["truncated"]] > 0
         is_success = scalars[:, SCALAR["is_success"]] > 0
         elapsed = scalars[:, SCALAR["elapsed_steps"]].astype(np.int64)
+        executed = scalars[:, SCALAR["executed_steps"]].astype(np.int64)
         final_obs = self._collect(1)
         for w, reason in failures.items():
             slots = self._res.workers[w].slots
             self._restart(w, reason)
             for s in slots:
                 aborted[s] = True
-                reward[s], terminated[s], truncated[s], is_success[s] = 0.0, False, True, False
+                reward[s], terminated[s], truncated[s], is_success[s], executed[s] = 0.0, False, True, False, 0
                 task = self.slots[s]
                 final_info[s] = {
                     "is_success": False,
@@ -443,6 +473,7 @@ class EnvPool:
             "TimeLimit.truncated": truncated & ~terminated,
             "aborted": aborted,
             "elapsed_steps": elapsed,
+            "executed_steps": executed,
             "init_index": scalars[:, SCALAR["init_index"]].astype(np.int64),
             "rendered": scalars[:, SCALAR["rendered"]] > 0,
             "_final": done,

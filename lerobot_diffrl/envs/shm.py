@@ -7,7 +7,7 @@ pipes carry only small control messages. The parent creates and unlinks the bloc
 Layout, per slot (``plane`` 0 is the current observation, plane 1 the final observation of an episode that
 ended at this step, for SAME_STEP auto-reset):
 ``actions (n, 7)``, ``robot (2, n, 34)``, ``objects (2, n, 256)``, ``object_len (n,)``,
-``scalars (n, 8)`` (see :data:`SCALARS`), and when rendering ``images (2, n, 2, H, W, 3)`` uint8.
+``scalars (n, 9)`` (see :data:`SCALARS`), and when rendering ``images (2, n, 2, H, W, 3)`` uint8.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SCALARS = (
     "init_index",
     "rendered",
     "final_rendered",
+    "executed_steps",
 )
 SCALAR = {name: i for i, name in enumerate(SCALARS)}
 

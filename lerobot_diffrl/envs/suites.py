@@ -83,16 +83,23 @@ def task_spec(suite: str, task_id: int) -> TaskSpec:
 
 
 def parse_task_ids(suite: str, task_ids: str | list[int] | None) -> list[int]:
-    """``None`` or ``"all"`` means every task; otherwise a list or a comma-separated string of ids."""
+    """``None`` or ``"all"`` means every task; otherwise a list or a string of ids and ranges (``"0,2,5-7"``)."""
     if task_ids is None or task_ids == "all":
         return list(range(num_tasks(suite)))
     if isinstance(task_ids, str):
+        ids: list[int] = []
         try:
-            task_ids = [int(part) for part in task_ids.split(",") if part.strip()]
+            for part in (p.strip() for p in task_ids.split(",")):
+                if "-" in part.lstrip("-"):
+                    lo, hi = part.split("-", 1)
+                    ids.extend(range(int(lo), int(hi) + 1))
+                elif part:
+                    ids.append(int(part))
         except ValueError as err:
             raise UnknownTaskError(
-                f"task ids must be integers separated by commas, got {task_ids!r}"
+                f"task ids must be integers or ranges separated by commas (e.g. 0,2,5-7), got {task_ids!r}"
             ) from err
+        task_ids = ids
     ids = list(task_ids)
     for task_id in ids:
         task_spec(suite, task_id)

@@ -24,6 +24,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from lerobot_diffrl.envs.episode import TaskEpisode
 from lerobot_diffrl.envs.observations import CAMERA_KEYS
 from lerobot_diffrl.envs.shm import SCALAR, BufferSpec, SharedBuffers
@@ -113,44 +115,87 @@ class _Worker:
     def step(
         self, render_mask: dict[int, bool], next_init: dict[int, tuple[SlotTask, int]]
     ) -> dict[int, dict]:
+        """One step of every slot with the action in shared memory."""
+        self._maybe_fault()
+        finals: dict[int, dict] = {}
+        for slot, render in render_mask.items():
+            ep = self.episodes[slot]
+            result = ep.step(self.buf.actions[slot], render=render)
+            self._record(slot, ep, result, result.reward, 1, render, next_init, finals)
+        return finals
+
+    def step_chunk(
+        self, chunks: dict[int, tuple[np.ndarray, bool]], next_init: dict[int, tuple[SlotTask, int]]
+    ) -> dict[int, dict]:
+        """Execute an action chunk per slot, stopping at the end of its episode (DPPO's multi-step wrapper).
+
+        Only the observation returned is rendered (when asked): the chunk's last step, or the step that
+        reaches the time limit, whose final observation a learner bootstraps from. A success ends the chunk
+        without a rendered final frame (nothing bootstraps from it).
+        """
+        self._maybe_fault()
+        finals: dict[int, dict] = {}
+        for slot, (actions, render) in chunks.items():
+            ep = self.episodes[slot]
+            total, executed = 0.0, 0
+            for k, action in enumerate(actions):
+                last = k == len(actions) - 1 or ep.elapsed_steps + 1 >= ep.max_steps
+                result = ep.step(action, render=render and last)
+                total += result.reward
+                executed += 1
+                if result.terminated or result.truncated:
+                    break
+            self._record(slot, ep, result, total, executed, render, next_init, finals)
+        return finals
+
+    def _maybe_fault(self) -> None:
         if self.fault == "hang":
             while True:
                 time.sleep(3600)
         if self.fault == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
-        finals: dict[int, dict] = {}
-        for slot, render in render_mask.items():
-            ep = self.episodes[slot]
-            result = ep.step(self.buf.actions[slot], render=render)
-            row = self.buf.scalars[slot]
-            row[SCALAR["reward"]] = result.reward
-            row[SCALAR["terminated"]] = result.terminated
-            row[SCALAR["truncated"]] = result.truncated
-            row[SCALAR["is_success"]] = result.is_success
-            row[SCALAR["elapsed_steps"]] = ep.elapsed_steps
-            row[SCALAR["final_rendered"]] = 0.0
-            if result.terminated or result.truncated:
-                self._write(slot, 1, ep, result.raw, result.rendered)
-                row[SCALAR["final_rendered"]] = float(result.rendered)
-                finals[slot] = {
-                    "is_success": result.is_success,
-                    "aborted": False,
-                    "elapsed_steps": ep.elapsed_steps,
-                    "init_index": ep.init_index,
-                    "task": ep.spec.name,
-                    "suite": ep.spec.suite,
-                    "task_id": ep.spec.task_id,
-                }
-                next_task, next_index = next_init[slot]
-                ep = self._episode(slot, next_task)
-                raw = ep.reset(next_index, render=render)
-                row[SCALAR["init_index"]] = ep.init_index
-                row[SCALAR["rendered"]] = float(render and ep.renders)
-                self._write(slot, 0, ep, raw, render and ep.renders)
-            else:
-                row[SCALAR["rendered"]] = float(result.rendered)
-                self._write(slot, 0, ep, result.raw, result.rendered)
-        return finals
+
+    def _record(
+        self,
+        slot: int,
+        ep: TaskEpisode,
+        result: Any,
+        reward: float,
+        executed: int,
+        render: bool,
+        next_init: dict[int, tuple[SlotTask, int]],
+        finals: dict[int, dict],
+    ) -> None:
+        """Write a slot's step outcome to shared memory; auto-reset it when its episode ended."""
+        row = self.buf.scalars[slot]
+        row[SCALAR["reward"]] = reward
+        row[SCALAR["terminated"]] = result.terminated
+        row[SCALAR["truncated"]] = result.truncated
+        row[SCALAR["is_success"]] = result.is_success
+        row[SCALAR["elapsed_steps"]] = ep.elapsed_steps
+        row[SCALAR["executed_steps"]] = executed
+        row[SCALAR["final_rendered"]] = 0.0
+        if result.terminated or result.truncated:
+            self._write(slot, 1, ep, result.raw, result.rendered)
+            row[SCALAR["final_rendered"]] = float(result.rendered)
+            finals[slot] = {
+                "is_success": result.is_success,
+                "aborted": False,
+                "elapsed_steps": ep.elapsed_steps,
+                "init_index": ep.init_index,
+                "task": ep.spec.name,
+                "suite": ep.spec.suite,
+                "task_id": ep.spec.task_id,
+            }
+            next_task, next_index = next_init[slot]
+            ep = self._episode(slot, next_task)
+            raw = ep.reset(next_index, render=render)
+            row[SCALAR["init_index"]] = ep.init_index
+            row[SCALAR["rendered"]] = float(render and ep.renders)
+            self._write(slot, 0, ep, raw, render and ep.renders)
+        else:
+            row[SCALAR["rendered"]] = float(result.rendered)
+            self._write(slot, 0, ep, result.raw, result.rendered)
 
     def close(self) -> None:
         for ep in self.episodes.values():
@@ -189,6 +234,8 @@ def worker_main(cfg: WorkerConfig, conn: Any) -> None:
                     conn.send(("ok", worker.reset(msg[1])))
                 elif cmd == "step":
                     conn.send(("ok", worker.step(msg[1], msg[2])))
+                elif cmd == "step_chunk":
+                    conn.send(("ok", worker.step_chunk(msg[1], msg[2])))
                 elif cmd == "fault":
                     worker.fault = msg[1]
                     conn.send(("ok", {}))

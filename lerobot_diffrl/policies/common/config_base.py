@@ -42,7 +42,9 @@ class RLPolicyConfigBase(PreTrainedConfig):
         horizon: Length of the predicted action chunk (DPPO UNet setting: predict 16).
         n_action_steps: Actions of each chunk executed in the environment before re-planning (execute 8).
         use_images: When False the policy ignores image features even if the dataset has them: the
-            state-only variant with no image trunk, for the fast RL path.
+            state-only variant with no image trunk, for the fast RL path. A dataset's
+            ``observation.environment_state`` (LIBERO's privileged object state) is always used when present:
+            it is what a state-based expert needs to find the objects.
         vision_width: Channels of the first ResNet-18 stage (stages use w, 2w, 4w, 8w). 64 is the standard
             ResNet-18 (11.2 M parameters per camera); the default 32 keeps the per-camera trunk at 2.8 M so
             that two cameras, the denoiser and the critic stay within ~10-15 M parameters.
@@ -74,6 +76,7 @@ class RLPolicyConfigBase(PreTrainedConfig):
             "VISUAL": NormalizationMode.IDENTITY,
             "STATE": NormalizationMode.MIN_MAX,
             "ACTION": NormalizationMode.MIN_MAX,
+            "ENV": NormalizationMode.MIN_MAX,
         }
     )
 
@@ -185,10 +188,16 @@ class RLPolicyConfigBase(PreTrainedConfig):
         state = self.robot_state_feature
         if state is not None and len(state.shape) != 1:
             raise ConfigError(f"observation.state must be 1-d; got shape {tuple(state.shape)}.")
-        if state is None and not self.used_image_features:
+        env_state = self.env_state_feature
+        if env_state is not None and len(env_state.shape) != 1:
             raise ConfigError(
-                "No input to condition on: provide `observation.state` and/or camera features "
-                "(`observation.images.*`, with use_images=True)."
+                f"observation.environment_state must be 1-d; got shape {tuple(env_state.shape)}."
+            )
+        if state is None and env_state is None and not self.used_image_features:
+            raise ConfigError(
+                "No input to condition on: provide `observation.state` (and optionally "
+                "`observation.environment_state`) and/or camera features (`observation.images.*`, with "
+                "use_images=True)."
             )
         for key, ft in self.used_image_features.items():
             if len(ft.shape) != 3 or ft.shape[0] != 3:

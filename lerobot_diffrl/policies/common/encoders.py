@@ -27,6 +27,7 @@ from lerobot_diffrl.policies.common.config_base import RLPolicyConfigBase
 logger = logging.getLogger(__name__)
 
 OBS_STATE = "observation.state"
+OBS_ENV_STATE = "observation.environment_state"
 TASK_KEY = "task"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -211,7 +212,10 @@ class ObservationEncoder(nn.Module):
         self.register_buffer("img_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("img_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         state = cfg.robot_state_feature
-        self.state_dim = int(state.shape[0]) if state is not None else 0
+        env_state = cfg.env_state_feature
+        # The privileged object state (state-based experts) joins the robot state in one MLP.
+        self.state_keys = [k for k, ft in ((OBS_STATE, state), (OBS_ENV_STATE, env_state)) if ft is not None]
+        self.state_dim = sum(int(ft.shape[0]) for ft in (state, env_state) if ft is not None)
         self.state_mlp: nn.Module | None = None
         if self.state_dim:
             self.state_mlp = nn.Sequential(
@@ -228,7 +232,7 @@ class ObservationEncoder(nn.Module):
         )
 
     def batch_size(self, batch: dict) -> int:
-        key = OBS_STATE if self.state_dim else self.image_keys[0]
+        key = self.state_keys[0] if self.state_dim else self.image_keys[0]
         return int(batch[key].shape[0])
 
     def forward(self, batch: dict, slots: Tensor, augment: bool = False) -> Tensor:
@@ -253,7 +257,8 @@ class ObservationEncoder(nn.Module):
                     self.cameras[k.replace(".", "_")](x) for k, x in zip(self.image_keys, imgs, strict=True)
                 )
         if self.state_mlp is not None:
-            feats.append(self.state_mlp(batch[OBS_STATE]))
+            states = [batch[k] for k in self.state_keys]
+            feats.append(self.state_mlp(states[0] if len(states) == 1 else torch.cat(states, dim=-1)))
         feats.append(self.task(slots))
         return torch.cat(feats, dim=-1)
 

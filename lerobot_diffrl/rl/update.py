@@ -1,0 +1,172 @@
+"""The PPO update of one iteration: epochs over (env step, denoising step) pairs, as DPPO samples them.
+
+Each minibatch element is one recorded transition of one rollout row; the policy re-evaluates only that
+transition (``evaluate_logprobs(..., transition_index)``), so a minibatch costs one denoiser call per element
+whatever K' is. For ``gaussrl`` there is one transition per row and this is standard PPO.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lerobot_diffrl.rl.advantages import compute_gae
+from lerobot_diffrl.rl.config import PPOConfig
+from lerobot_diffrl.rl.policy_io import LoadedPolicy, policy_inputs
+from lerobot_diffrl.rl.ppo_loss import PPOLossConfig, ppo_loss
+from lerobot_diffrl.rl.reward_scaling import RunningRewardScaler
+from lerobot_diffrl.rl.rollout import Rollout, autocast
+
+
+def loss_config(cfg: PPOConfig) -> PPOLossConfig:
+    return PPOLossConfig(
+        clip_final=cfg.clip_final,
+        clip_base=cfg.clip_base,
+        clip_rate=cfg.clip_rate,
+        gamma_denoise=cfg.gamma_denoise,
+        value_clip=cfg.value_clip,
+        value_coef=cfg.value_coef,
+        bc_coef=cfg.bc_coef,
+        normalize_advantages=cfg.normalize_advantages,
+    )
+
+
+@dataclass
+class Targets:
+    """Flattened (rows,) advantages, returns and rollout values."""
+
+    advantages: Tensor
+    returns: Tensor
+    values: Tensor
+    explained_variance: float
+
+
+def compute_targets(rollout: Rollout, cfg: PPOConfig, scaler: RunningRewardScaler | None) -> Targets:
+    """Scale rewards (running return std), then GAE with truncation bootstrapping."""
+    rewards = rollout.rewards
+    if scaler is not None:
+        ends = (rollout.terminated | rollout.truncated).numpy()
+        rewards = torch.as_tensor(
+            np.stack([scaler(r, e) for r, e in zip(rollout.rewards.numpy(), ends, strict=True)]),
+            dtype=torch.float32,
+        )
+    adv, ret = compute_gae(
+        rewards,
+        rollout.values,
+        rollout.next_values,
+        rollout.terminated,
+        rollout.truncated,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+    )
+    var = ret.var()
+    explained = float(1.0 - (ret - rollout.values).var() / var) if var > 1e-12 else float("nan")
+    return Targets(adv.reshape(-1), ret.reshape(-1), rollout.values.reshape(-1), explained)
+
+
+@dataclass
+class Optimizers:
+    actor: torch.optim.Optimizer
+    critic: torch.optim.Optimizer
+
+
+def ppo_update(
+    loaded: LoadedPolicy,
+    rollout: Rollout,
+    targets: Targets,
+    optimizers: Optimizers,
+    cfg: PPOConfig,
+    train_actor: bool,
+    device: torch.device,
+    generator: torch.Generator,
+    reference: LoadedPolicy | None = None,
+) -> dict[str, float]:
+    """Run ``cfg.update_epochs`` epochs (fewer on KL early stop); return mean losses and diagnostics."""
+    policy = loaded.policy
+    lcfg = loss_config(cfg)
+    n_rows = rollout.n_rows
+    n_trans = int(rollout.chain.shape[1]) - 1
+    n_act = policy.config.n_action_steps
+    total = n_rows * n_trans
+    sums: dict[str, float] = {}
+    count, stopped_early, epochs_run = 0, False, 0
+    start = time.perf_counter()
+    actor_params = list(policy.actor_parameters())
+    critic_params = list(policy.critic_parameters())
+    policy.train()
+    for _ in range(cfg.update_epochs):
+        epochs_run += 1
+        order = torch.randperm(total, generator=generator)
+        n_batches = (total + cfg.batch_size - 1) // cfg.batch_size
+        for b in range(n_batches):
+            pairs = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            rows, trans = pairs // n_trans, pairs % n_trans
+            batch = policy_inputs(loaded, rollout.obs, rollout.tasks, rows.numpy())
+            sample = rollout.sample_rows(rows).to(device)
+            with autocast(device, cfg.amp):
+                new = policy.evaluate_logprobs(batch, sample, transition_index=trans.to(device))
+                values = policy.value(batch).float()
+                bc = _bc_loss(loaded, reference, batch, device) if reference is not None else None
+            old_lp = rollout.logprobs[rows, trans].to(device)
+            out = ppo_loss(
+                new.logprobs[:, 0].float(),
+                old_lp,
+                targets.advantages[rows].to(device),
+                trans.to(device),
+                n_trans,
+                n_act,
+                values,
+                targets.values[rows].to(device),
+                targets.returns[rows].to(device),
+                lcfg,
+                bc_loss=bc,
+            )
+            loss = out.loss if train_actor else lcfg.value_coef * out.value_loss
+            (loss / cfg.grad_accumulation).backward()
+            last = b == n_batches - 1
+            if (b + 1) % cfg.grad_accumulation == 0 or last:
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
+                    if train_actor:
+                        torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
+                optimizers.critic.step()
+                if train_actor:
+                    optimizers.actor.step()
+                optimizers.actor.zero_grad(set_to_none=True)
+                optimizers.critic.zero_grad(set_to_none=True)
+            for key in ("policy_loss", "value_loss", "bc_loss", "approx_kl", "clip_fraction", "ratio_mean"):
+                sums[key] = sums.get(key, 0.0) + float(getattr(out, key).detach())
+            count += 1
+            if train_actor and cfg.target_kl is not None and float(out.approx_kl) > cfg.target_kl:
+                stopped_early = True
+                break
+        if stopped_early:
+            break
+    optimizers.actor.zero_grad(set_to_none=True)
+    optimizers.critic.zero_grad(set_to_none=True)
+    policy.eval()
+    metrics = {key: value / max(count, 1) for key, value in sums.items()}
+    metrics.update(
+        {
+            "epochs": float(epochs_run),
+            "kl_early_stop": float(stopped_early),
+            "minibatches": float(count),
+            "explained_variance": targets.explained_variance,
+            "update_s": time.perf_counter() - start,
+        }
+    )
+    return metrics
+
+
+def _bc_loss(loaded: LoadedPolicy, reference: LoadedPolicy, batch: dict, device: torch.device) -> Tensor:
+    """Negative log-likelihood, under the current actor, of chains the frozen pretrained policy samples on
+    the same observations (DPPO's optional BC regulariser): it pulls the actor toward the warm start."""
+    with torch.no_grad():
+        ref = reference.policy.sample_with_logprobs(batch)
+    lp = loaded.policy.evaluate_logprobs(batch, ref.to(device)).logprobs
+    n_act = loaded.policy.config.n_action_steps
+    return -lp[:, :, :n_act].clamp(-5.0, 2.0).mean()
