@@ -137,7 +137,8 @@ class RLEvalConfig:
         episodes_per_task: Episodes per task, on init states 0 .. episodes_per_task - 1 (LIBERO) or on a
             fixed seed (passage).
         seed: Seed of the evaluation episodes.
-        videos: Episodes per task to record as MP4 (LIBERO, rendered in an extra small pool).
+        videos: Episodes per task to record as MP4 after training (LIBERO only; rendered in an extra
+            one-worker pool at ``env.image_size``, into ``<output_dir>/videos``).
         at_start: Evaluate the warm-started policy before training (the "before" number).
     """
 

@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +204,12 @@ class RLTrainer:
                     "rollout_s": rollout.seconds,
                     "env_steps_per_s": rollout.env_steps / max(rollout.seconds, 1e-9),
                 }
-                for scheduler in self.schedulers.values():
-                    scheduler.step()
+                with warnings.catch_warnings():
+                    # during critic warm-up the actor optimizer does not step, but its schedule advances
+                    # with the iterations so that warm-up does not shift it
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                    for scheduler in self.schedulers.values():
+                        scheduler.step()
                 self.iteration += 1
                 self.env_steps += rollout.env_steps
                 self.logger.log(record, self.iteration)
@@ -221,6 +226,13 @@ class RLTrainer:
             if evaluating:
                 self.evaluate("final")
             final = self.save()
+            if cfg.eval.videos and cfg.env.kind == "libero":
+                from lerobot_diffrl.rl.videos import record_videos
+
+                videos = record_videos(
+                    cfg.env, self.loaded, cfg.eval.videos, self.run_dir / "videos", cfg.eval.seed, self.device
+                )
+                tqdm.write(f"wrote {len(videos)} evaluation videos to {self.run_dir / 'videos'}")
         except KeyboardInterrupt:
             path = self.save()
             tqdm.write(

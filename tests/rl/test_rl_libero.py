@@ -7,6 +7,7 @@ stepping, truncation at the suite limit, object-state inputs, camera inputs, che
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from lerobot_diffrl.scripts.rl import main
 pytestmark = pytest.mark.slow
 
 
-def _run(policy: Path, out: Path, obs_mode: str, n_envs: int, capsys) -> dict:
+def _run(policy: Path, out: Path, obs_mode: str, n_envs: int, capsys, *extra: str) -> dict:
     args = [
         f"--policy_path={policy}",
         f"--output_dir={out}",
@@ -36,6 +37,7 @@ def _run(policy: Path, out: Path, obs_mode: str, n_envs: int, capsys) -> dict:
         "--eval.episodes_per_task=1",
         "--device=cpu",
         "--torch_threads=1",
+        *extra,
     ]
     assert main(args) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -43,7 +45,7 @@ def _run(policy: Path, out: Path, obs_mode: str, n_envs: int, capsys) -> dict:
 
 def test_state_rollouts_on_libero_object(tmp_path: Path, capsys) -> None:
     policy = tiny_libero_checkpoint(tmp_path / "policy", env_state_dim=64)
-    summary = _run(policy, tmp_path / "run", "state", 2, capsys)
+    summary = _run(policy, tmp_path / "run", "state", 2, capsys, "--eval.videos=1")
     # 2 envs x 2 chunks x 8 actions = 16 steps each = the step limit: every episode truncates on the 2nd chunk
     assert summary["env_steps"] == 32
     train = [r for r in read_metrics(tmp_path / "run") if r["event"] == "train"]
@@ -54,6 +56,29 @@ def test_state_rollouts_on_libero_object(tmp_path: Path, capsys) -> None:
     evals = [r for r in read_metrics(tmp_path / "run") if r["event"] == "eval"]
     assert [e["eval_episodes"] for e in evals] == [1, 1]
     assert evals[0]["eval_mean_length"] == 16
+    # the state-mode run still records a video, from a separate rendering pool: first frame + 16 steps
+    (video,) = (tmp_path / "run" / "videos").glob("*.mp4")
+    assert video.name == "libero_object_task0_ep0_failure.mp4"
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width",
+            "-of",
+            "json",
+            str(video),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert int(stream["nb_read_frames"]) == 17 and int(stream["width"]) == 32
 
 
 def test_pixel_rollouts_on_libero_object(tmp_path: Path, capsys) -> None:
