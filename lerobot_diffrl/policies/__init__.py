@@ -7,5 +7,6 @@ stays cheap; LeRobot finds ``modeling_*``/``processor_*`` next to each config mo
 
 from lerobot_diffrl.policies.diffrl.configuration_diffrl import DiffRLConfig
 from lerobot_diffrl.policies.gaussrl.configuration_gaussrl import GaussRLConfig
+from lerobot_diffrl.policies.hfvla.configuration_hfvla import HFVLAConfig
 
-__all__ = ["DiffRLConfig", "GaussRLConfig"]
+__all__ = ["DiffRLConfig", "GaussRLConfig", "HFVLAConfig"]
