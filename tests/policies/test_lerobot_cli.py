@@ -197,7 +197,9 @@ def test_accelerate_launch_trains_diffrl_with_two_processes(tmp_path: Path) -> N
     cmd = [
         str(BIN / "accelerate"),
         "launch",
-        "--cpu",
+        # --cpu alone makes accelerate start one process whatever --num_processes says; --multi_gpu spawns the
+        # ranks through torch.distributed.run, which on a machine without GPUs runs DDP over gloo on the CPU.
+        "--multi_gpu",
         "--num_processes=2",
         "--num_machines=1",
         "--mixed_precision=no",
@@ -220,6 +222,7 @@ def test_accelerate_launch_trains_diffrl_with_two_processes(tmp_path: Path) -> N
     env = dict(_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    assert "Effective batch size: 2 x 2 = 4" in run.stdout + run.stderr  # two DDP ranks, batch 2 each
     policy = get_policy_class("diffrl").from_pretrained(
         out_dir / "checkpoints" / "000002" / "pretrained_model"
     )
