@@ -1,0 +1,238 @@
+"""``lerobot-diffrl-train-vla``: check a VLA recipe against its data and models, then launch it with accelerate.
+
+    lerobot-diffrl-train-vla --accelerate_config=recipes/accelerate/multi_gpu_ddp.yaml \\
+        --config_path=recipes/pi05_libero.json --dataset.repo_id=<user>/diffrl-libero --output_dir=outputs/train/pi05
+
+Everything except the launcher's own flags is passed unchanged to ``accelerate launch $(which lerobot-train)``, so
+the run is exactly the documented one. Before launching, the recipe is parsed the way lerobot-train parses it and
+checked (see :mod:`lerobot_diffrl.recipes.preflight`): the dataset exists and fits the model, the base model and
+the VLM backbone are reachable (offline: cached), pi0/pi05 have the transformers build they need, the output
+folder is new. A failure is one ``error:`` line, exit status 2, and nothing written. If the training itself fails,
+checkpoint folders it left incomplete are removed (and the output folder, if it holds no complete checkpoint).
+
+Launcher flags: ``--accelerate_config=FILE`` (an accelerate config, e.g. ``recipes/accelerate/*.yaml``),
+``--num_processes=N`` (overrides the config's), ``--dry_run=true`` (check and print the command, do not train).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lerobot_diffrl.errors import CheckpointError, ConfigError
+from lerobot_diffrl.scripts.cli import run_cli
+
+LAUNCHER_FLAGS = ("accelerate_config", "num_processes", "dry_run")
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} not found on PATH: install lerobot and accelerate in this environment")
+    return found
+
+
+def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Separate the launcher's own ``--flag=value`` arguments from those forwarded to lerobot-train."""
+    own: dict[str, str] = {}
+    rest: list[str] = []
+    for arg in argv:
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        if key in LAUNCHER_FLAGS:
+            if "=" not in arg:
+                raise ConfigError(f"--{key} needs a value (--{key}=...)")
+            own[key] = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return own, rest
+
+
+def parse_train_config(args: list[str]) -> Any:
+    """Build lerobot's ``TrainPipelineConfig`` from the forwarded arguments as ``lerobot-train`` would."""
+    import draccus
+    import lerobot.policies.factory  # noqa: F401  (registers lerobot's policy config classes)
+    from draccus.utils import DecodingError, ParsingError
+    from lerobot.configs import parser
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.configs.train import TrainPipelineConfig
+
+    from lerobot_diffrl.recipes.preflight import resolve_pretrained
+    from lerobot_diffrl.registration import register_all
+
+    register_all()  # the project's own types (diffrl, gaussrl, diffrl_env), as lerobot's plugin discovery would
+
+    config_path = parser.parse_arg("config_path", args)
+    policy_path = parser.parse_arg("policy.path", args)
+    cli_args = parser.filter_path_args(["policy"], list(args))
+    try:
+        if config_path:
+            if not Path(config_path).is_file():
+                raise ConfigError(f"recipe not found: {config_path}")
+            cli_args = parser.filter_arg("config_path", cli_args)
+            with draccus.config_type("json"):
+                cfg = draccus.parse(TrainPipelineConfig, config_path, args=cli_args)
+        else:
+            cfg = draccus.parse(TrainPipelineConfig, None, args=cli_args)
+        if policy_path:
+            local = resolve_pretrained(policy_path, "policy.path")
+            cfg.policy = PreTrainedConfig.from_pretrained(
+                local, cli_overrides=parser.get_cli_overrides("policy", args)
+            )
+            cfg.policy.pretrained_path = Path(policy_path)
+    except (DecodingError, ParsingError, ValueError, TypeError) as err:
+        raise ConfigError(f"invalid training configuration: {err}".splitlines()[0]) from None
+    except SystemExit as err:  # draccus/argparse reject unknown flags by exiting
+        raise ConfigError("invalid lerobot-train arguments (see the usage message above)") from err
+    if cfg.policy is None:
+        raise ConfigError("no policy: pass --config_path=recipes/<recipe>.json or --policy.path=<checkpoint>")
+    return cfg
+
+
+def preflight(cfg: Any) -> Any:
+    """Every check of :mod:`lerobot_diffrl.recipes.preflight` that applies to ``cfg``; returns the dataset meta."""
+    from lerobot_diffrl.recipes.preflight import (
+        check_dataset,
+        check_dataset_fits_policy,
+        check_pi_transformers,
+        check_vlm,
+        read_policy_config,
+        resolve_pretrained,
+    )
+
+    policy = cfg.policy
+    check_pi_transformers(policy.type)
+    if policy.pretrained_path and not cfg.resume:
+        base = resolve_pretrained(policy.pretrained_path, "base model (policy.pretrained_path)")
+        base_type = read_policy_config(base).get("type")
+        if base_type != policy.type:
+            raise CheckpointError(
+                f"base model {policy.pretrained_path} is a {base_type!r} checkpoint but the recipe trains "
+                f"{policy.type!r}"
+            )
+        if base.is_dir() and not (base / "model.safetensors").is_file():
+            from lerobot_diffrl.recipes.preflight import hub_offline
+
+            if Path(str(policy.pretrained_path)).expanduser().is_dir() or hub_offline():
+                raise CheckpointError(
+                    f"base model {policy.pretrained_path} has no model.safetensors in {base}"
+                )
+    if policy.type == "smolvla":
+        check_vlm(policy.vlm_model_name)
+    if not cfg.dataset.repo_id:
+        raise ConfigError("--dataset.repo_id is required")
+    meta = check_dataset(cfg.dataset.repo_id, cfg.dataset.root)
+    name = cfg.dataset.repo_id + (f" ({cfg.dataset.root})" if cfg.dataset.root else "")
+    check_dataset_fits_policy(meta.features, policy, name, cfg.rename_map)
+    if cfg.dataset.episodes:
+        bad = [e for e in cfg.dataset.episodes if not 0 <= e < meta.total_episodes]
+        if bad:
+            raise ConfigError(f"dataset.episodes {bad[:5]} are not in {name} (0..{meta.total_episodes - 1})")
+    quantile_keys = [
+        key
+        for kind, key in (("STATE", "observation.state"), ("ACTION", "action"))
+        if getattr(policy.normalization_mapping.get(kind), "value", None) == "QUANTILES" and key in meta.stats
+    ]
+    missing = [k for k in quantile_keys if "q01" not in meta.stats[k] or "q99" not in meta.stats[k]]
+    if missing:
+        from lerobot_diffrl.errors import DatasetError
+
+        raise DatasetError(
+            f"{policy.type} normalizes {', '.join(missing)} by quantiles but dataset {name} has no q01/q99 stats: "
+            "recompute them (lerobot's augment_dataset_quantile_stats.py) or pass "
+            '--policy.normalization_mapping=\'{"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}\''
+        )
+    if not cfg.resume and cfg.output_dir is not None and Path(cfg.output_dir).exists():
+        raise ConfigError(
+            f"output folder {cfg.output_dir} exists: choose a new --output_dir or pass --resume=true"
+        )
+    if cfg.policy.push_to_hub and not cfg.policy.repo_id:
+        raise ConfigError(
+            "--policy.repo_id is required with policy.push_to_hub=true (or --policy.push_to_hub=false)"
+        )
+    return meta
+
+
+def check_accelerate_config(path: str) -> Any:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    if not Path(path).is_file():
+        raise ConfigError(f"accelerate config not found: {path}")
+    try:
+        config = load_config_from_file(path)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"invalid accelerate config {path}: {err}") from None
+    if getattr(config.distributed_type, "value", config.distributed_type) == "FSDP":
+        print(
+            "warning: lerobot-train 0.4.4 writes checkpoints from the main process with unwrap_model(), which does "
+            "not gather FSDP-sharded weights; see recipes/README.md (FSDP) before relying on these checkpoints",
+            file=sys.stderr,
+        )
+    return config
+
+
+def _clean_failed_run(output_dir: Path, existed: bool) -> None:
+    """Remove checkpoints a failed run left incomplete, and the output folder if it holds no complete one."""
+    checkpoints = output_dir / "checkpoints"
+    complete = 0
+    if checkpoints.is_dir():
+        for step_dir in sorted(p for p in checkpoints.iterdir() if p.is_dir() and not p.is_symlink()):
+            ok = (step_dir / "pretrained_model" / "model.safetensors").is_file() and (
+                step_dir / "training_state"
+            ).is_dir()
+            if ok:
+                complete += 1
+            else:
+                shutil.rmtree(step_dir, ignore_errors=True)
+                print(f"removed incomplete checkpoint {step_dir}", file=sys.stderr)
+    if not existed and complete == 0 and output_dir.exists():
+        shutil.rmtree(output_dir, ignore_errors=True)
+        print(f"removed {output_dir}: the run saved no complete checkpoint", file=sys.stderr)
+
+
+def launch(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(__doc__)
+        print("Every other flag is lerobot-train's: see `lerobot-train --help`.")
+        return 0
+    own, args = split_args(argv)
+    cfg = parse_train_config(args)
+    preflight(cfg)
+    accelerate_cmd = [_bin("accelerate"), "launch"]
+    if "accelerate_config" in own:
+        check_accelerate_config(own["accelerate_config"])
+        accelerate_cmd.append(f"--config_file={own['accelerate_config']}")
+    if "num_processes" in own:
+        if not own["num_processes"].isdigit() or int(own["num_processes"]) < 1:
+            raise ConfigError(f"--num_processes must be a positive integer, got {own['num_processes']!r}")
+        accelerate_cmd.append(f"--num_processes={own['num_processes']}")
+    if cfg.output_dir is None:  # name it here so that a failed run can be cleaned up
+        now = dt.datetime.now()
+        cfg.output_dir = (
+            Path("outputs/train") / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_{cfg.job_name or cfg.policy.type}"
+        )
+        args = [*args, f"--output_dir={cfg.output_dir}"]
+    cmd = [*accelerate_cmd, _bin("lerobot-train"), *args]
+    print("launching: " + " ".join(cmd), file=sys.stderr)
+    if own.get("dry_run", "false").lower() in ("1", "true", "yes"):
+        return 0
+    output_dir = Path(cfg.output_dir)
+    existed = output_dir.exists()
+    proc = subprocess.run(cmd, check=False)
+    if proc.returncode != 0:
+        _clean_failed_run(output_dir, existed)
+        print(f"error: training failed (exit {proc.returncode})", file=sys.stderr)
+        return proc.returncode
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: launch(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
