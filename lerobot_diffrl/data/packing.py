@@ -1,0 +1,177 @@
+"""Staged episodes -> one LeRobotDataset v3 directory, in a single pass, written aside and renamed into place.
+
+lerobot 0.4.4 builds a v3 dataset incrementally: each ``save_episode`` rewrites (re-muxes) the growing MP4 of
+every camera, so writing E episodes copies O(E^2) video data, and ``aggregate_datasets`` does the same per source
+dataset. Here the episodes are already encoded and committed (:mod:`lerobot_diffrl.data.staging`), so each v3
+file is written once: per camera, episode MP4s are joined with lerobot's ``concatenate_video_files`` (stream copy,
+no re-encoding) up to lerobot's file-size limit; tabular columns go into lerobot's parquet layout up to its limit.
+All metadata (``meta/info.json``, ``meta/tasks.parquet``, ``meta/episodes/``, ``meta/stats.json``) is written by
+lerobot's own :class:`LeRobotDatasetMetadata` (``create``, ``save_episode_tasks``, ``save_episode``,
+``update_video_info``), so it has exactly lerobot's format, offsets and aggregated statistics (quantiles
+included), and its parquet writer is always closed (what ``LeRobotDataset.finalize()`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from lerobot_diffrl.data.features import video_keys
+from lerobot_diffrl.data.staging import FRAMES_FILE
+from lerobot_diffrl.errors import DatasetError
+
+
+def _groups(sizes_mb: Sequence[float], limit_mb: float) -> list[list[int]]:
+    """Split items into consecutive files as lerobot does: a new file when the next item would reach the limit."""
+    groups: list[list[int]] = []
+    total = 0.0
+    for i, size in enumerate(sizes_mb):
+        if groups and total + size < limit_mb:
+            groups[-1].append(i)
+            total += size
+        else:
+            groups.append([i])
+            total = size
+    return groups
+
+
+def _file_location(position: int, chunks_size: int) -> tuple[int, int]:
+    return position // chunks_size, position % chunks_size
+
+
+def _stats_from_json(stats: dict[str, dict[str, list]]) -> dict[str, dict[str, np.ndarray]]:
+    return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in stats.items()}
+
+
+def pack_episodes(
+    staged: Sequence[tuple[Path, dict[str, Any]]],
+    root: Path,
+    *,
+    repo_id: str,
+    features: dict[str, dict],
+    fps: int,
+    robot_type: str | None,
+    progress: bool = True,
+    meta_files: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Write the staged episodes (in the given order) as a finalized LeRobotDataset at ``root``.
+
+    ``root`` must not exist; the dataset is built in a sibling temporary directory and renamed to ``root`` only
+    when complete, so a crash never leaves a half-written dataset there. ``meta_files`` are extra JSON files
+    written into ``meta/`` before that rename (the provenance).
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+    from lerobot.datasets.utils import (
+        DEFAULT_DATA_PATH,
+        DEFAULT_VIDEO_PATH,
+        get_hf_features_from_features,
+        write_info,
+    )
+    from lerobot.datasets.video_utils import concatenate_video_files, get_video_duration_in_s
+
+    root = Path(root)
+    if not staged:
+        raise DatasetError("no episodes to write: the dataset would be empty")
+    if root.exists():
+        raise DatasetError(f"{root} already exists")
+    tmp = root.parent / f".{root.name}.packing-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        meta = LeRobotDatasetMetadata.create(
+            repo_id=repo_id, fps=fps, features=features, robot_type=robot_type, root=tmp, use_videos=True
+        )
+        cameras = video_keys(features)
+        chunks_size = meta.chunks_size
+        tasks = [m["task"] for _, m in staged]
+        meta.save_episode_tasks(list(dict.fromkeys(tasks)))
+        ep_meta: list[dict[str, Any]] = [{} for _ in staged]
+
+        # Tabular data: one parquet file per group of episodes, columns in lerobot's order and Arrow schema.
+        hf_features = get_hf_features_from_features(meta.features)
+        sizes = [(d / FRAMES_FILE).stat().st_size / 2**20 for d, _ in staged]
+        frame_start = 0
+        for position, group in enumerate(_groups(sizes, meta.data_files_size_in_mb)):
+            chunk, file = _file_location(position, chunks_size)
+            tables = []
+            for i in group:
+                directory, m = staged[i]
+                table = pq.read_table(directory / FRAMES_FILE)
+                n = table.num_rows
+                if n != int(m["attempt"]["length"]):
+                    raise DatasetError(
+                        f"staged episode {directory} has {n} frames, its record says otherwise"
+                    )
+                table = table.append_column("episode_index", pa.array(np.full(n, i, dtype=np.int64)))
+                table = table.append_column("index", pa.array(np.arange(frame_start, frame_start + n)))
+                task_idx = meta.get_task_index(m["task"])
+                table = table.append_column("task_index", pa.array(np.full(n, task_idx, dtype=np.int64)))
+                tables.append(table)
+                ep_meta[i].update(
+                    {
+                        "data/chunk_index": chunk,
+                        "data/file_index": file,
+                        "dataset_from_index": frame_start,
+                        "dataset_to_index": frame_start + n,
+                    }
+                )
+                frame_start += n
+            merged = pa.concat_tables(tables).select(list(hf_features)).cast(hf_features.arrow_schema)
+            path = tmp / DEFAULT_DATA_PATH.format(chunk_index=chunk, file_index=file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(merged, path, compression="snappy")
+
+        # Videos: per camera, episode MP4s joined by stream copy into files of at most the size limit.
+        for key in cameras:
+            paths = [d / f"{key}.mp4" for d, _ in staged]
+            sizes = [p.stat().st_size / 2**20 for p in paths]
+            groups = _groups(sizes, meta.video_files_size_in_mb)
+            bar = tqdm(groups, desc=f"joining {key} videos", unit="file", disable=not progress, leave=False)
+            for position, group in enumerate(bar):
+                chunk, file = _file_location(position, chunks_size)
+                dst = tmp / DEFAULT_VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                offset = 0.0
+                for i in group:
+                    duration = get_video_duration_in_s(paths[i])
+                    ep_meta[i].update(
+                        {
+                            f"videos/{key}/chunk_index": chunk,
+                            f"videos/{key}/file_index": file,
+                            f"videos/{key}/from_timestamp": offset,
+                            f"videos/{key}/to_timestamp": offset + duration,
+                        }
+                    )
+                    offset += duration
+                if len(group) == 1:
+                    shutil.copyfile(paths[group[0]], dst)
+                else:
+                    concatenate_video_files([paths[i] for i in group], dst)
+        meta.update_video_info()
+        write_info(meta.info, meta.root)
+
+        # Episode metadata, per-episode stats and their aggregate: lerobot's own metadata writer.
+        try:
+            for i, (_, m) in enumerate(staged):
+                meta.save_episode(
+                    i, int(m["attempt"]["length"]), [m["task"]], _stats_from_json(m["stats"]), ep_meta[i]
+                )
+        finally:
+            meta._close_writer()  # what LeRobotDataset.finalize() does for the metadata: writes the footer
+        for name, content in (meta_files or {}).items():
+            (tmp / "meta" / name).write_text(json.dumps(content, indent=2) + "\n")
+        os.rename(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
