@@ -264,3 +264,21 @@ def test_foreign_checkpoints_and_existing_output_are_refused(tmp_path: Path, cap
     assert generate_cli.main([f"--output_dir={out}"]) == 2
     assert "already exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
     assert not work_dir(out).exists()
+
+
+@pytest.mark.slow
+def test_report_measures_the_generated_dataset(scripted: Path, tmp_path: Path, capsys) -> None:
+    """The issue's chain: scripted expert -> dataset -> lerobot-diffrl-report (success from provenance)."""
+    from lerobot_diffrl.scripts.report import main as report_main
+
+    out = tmp_path / "report"
+    assert report_main([f"--datasets=[{scripted}]", "--labels=[expert]", f"--output_dir={out}"]) == 0
+    (ds,) = json.loads((out / "report.json").read_text())["datasets"]
+    overall = ds["overall"]
+    assert ds["label"] == "expert" and ds["fps"] == 20 and ds["n_episodes"] == 1
+    assert ds["success_source"].startswith("provenance")
+    assert overall["success_rate"] == 1.0  # one attempt, one success (keep=success)
+    assert overall["length_mean"] == load(scripted).num_frames
+    assert 0.0 < overall["jerk"] < 1.0 and 0.0 < overall["abs_delta_action"] < 1.0
+    assert 0.3 < overall["path_length_mean"] < 3.0  # metres: reach, lift, carry to the basket
+    assert (out / "report.md").is_file() and list(out.glob("*.png"))
