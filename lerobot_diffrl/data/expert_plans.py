@@ -46,8 +46,10 @@ UNSUPPORTED_REASON: dict[str, str] = {
 #: Bowls are grasped by the rim; everything else from above.
 RIM_OBJECTS = ("bowl",)
 #: Rim direction (unit xy from the bowl centre to the grasped rim) overrides, by (suite, task_id).
-#: libero_spatial 4: the bowl sits in an open drawer whose side walls run along x; fingers closing along y hit
-#: them, so the rim is taken on the -x side (towards the drawer's open front) with the fingers along x.
+#: libero_spatial 4: the bowl sits in the open top drawer (pulled out towards +y), partly under the cabinet's top
+#: plate. Fingers closing along y hit the drawer's panels, so the rim is taken on the -x side with the fingers
+#: along x (when a finger lands on the plate's edge, a retry turns by 15-30 degrees). Fixture meshes are too
+#: concave for the box model of :func:`hand_clearance` to find this side by itself.
 RIM_DIRECTION_OVERRIDES: dict[tuple[str, int], tuple[float, float]] = {("libero_spatial", 4): (-1.0, 0.0)}
 
 
@@ -153,6 +155,11 @@ FINGER_REACH = 0.028
 MAX_GRIP = 0.07
 #: Clearance above which a grasp counts as free; below it the freest candidate wins.
 FREE_CLEARANCE = 0.012
+#: Cost of a grasp like one that already failed in the episode (a centimetre of overreach costs 1).
+AVOID_COST = 5.0
+#: Horizontal distance (m) from the robot's base beyond which the Panda's elbow is nearly straight; grasps
+#: further out cost one unit per centimetre (a straight arm is singular: it gets stuck while carrying).
+COMFORT_REACH = 0.70
 
 _PALM_UV = np.array(
     [[u, v] for u in np.linspace(-PALM_HALF[0], PALM_HALF[0], 15) for v in (-PALM_HALF[1], 0.0, PALM_HALF[1])]
@@ -170,16 +177,18 @@ _FINGER_UV = np.array(
 def obstacle_boxes(
     geo: TaskGeometry, object_state: np.ndarray, subject: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """World boxes of every other object, and of the parts of the fixtures the subject does not stand on or in
-    (it leaves those upwards)."""
+    """World boxes of every other object and of the fixtures' parts (collision geoms), except the parts right
+    under or over the subject's origin: what it stands on or in, which it leaves upwards (a drawer's floor,
+    a cabinet's top), while the walls around it stay obstacles."""
     boxes = [
         world_box(obj, *object_pose(object_state, obj.index)) for obj in geo.objects if obj.index != subject
     ]
     xy = object_state[OBJECT_STATE_STRIDE * subject : OBJECT_STATE_STRIDE * subject + 2]
-    for name, (lo, hi) in geo.fixtures.items():
-        if np.all(np.asarray(lo[:2]) <= xy) and np.all(xy <= np.asarray(hi[:2])):
-            continue
-        boxes.extend((np.asarray(p_lo), np.asarray(p_hi)) for p_lo, p_hi in geo.fixture_parts[name])
+    for parts in geo.fixture_parts.values():
+        for lo, hi in parts:
+            lo, hi = np.asarray(lo), np.asarray(hi)
+            if not (np.all(lo[:2] <= xy) and np.all(xy <= hi[:2])):
+                boxes.append((lo, hi))
     return boxes
 
 
@@ -214,13 +223,15 @@ def _pick(candidates: list[tuple[float, float, np.ndarray, float]]) -> tuple[np.
     return point, yaw, clearance
 
 
-def choose_grasp(plan: TaskPlan, object_state: np.ndarray) -> GraspPose:
+def choose_grasp(plan: TaskPlan, object_state: np.ndarray, avoid: tuple[GraspPose, ...] = ()) -> GraspPose:
     """Where and how to grasp the subject in its current pose without the hand hitting anything.
 
     Top grasps close across the narrow horizontal side, at mid-height (at most 5 cm up, never so deep that the
     palm touches the top); boxes may be taken off-centre along their long side and with the gripper turned by up
     to ~17 degrees, round objects at any yaw, to keep the 21 cm wide palm off tall neighbours. Rim grasps take
-    the bowl wall between the fingers (one inside, one outside) on the freest side.
+    the bowl wall between the fingers (one inside, one outside) on the freest side, or near a task's override.
+    Grasps within reach of the robot are preferred, and so are grasps unlike those in ``avoid`` (poses that
+    already failed in this episode: the hand was blocked on the way down or closed on nothing).
     """
     geo = plan.geometry
     subject = geo.objects[plan.subject]
@@ -232,17 +243,28 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray) -> GraspPose:
     vertical = int(np.argmax(np.abs(rot[2, :])))
     up = 1.0 if rot[2, vertical] > 0 else -1.0
     lo_w, hi_w = world_box(subject, pos, rot)
+    base = np.asarray(geo.robot_base[:2])
+
+    def extra_cost(point: np.ndarray, yaw: float) -> float:
+        cost = max(0.0, float(np.linalg.norm(point[:2] - base)) - COMFORT_REACH) / 0.01
+        local = rot.T @ (point - pos)
+        for pose in avoid:
+            turned = abs(_wrap_half_turn(yaw - pose.yaw))
+            if np.linalg.norm(local - np.asarray(pose.local)) < 0.01 and turned < 0.15:
+                cost += AVOID_COST
+        return cost
+
     candidates = []
     if plan.grasp.kind == "rim":
         radius = 0.5 * float(min(size[a] for a in range(3) if a != vertical)) - 0.009
         top_local = hi_local[vertical] if up > 0 else lo_local[vertical]
-        if plan.grasp.rim_dir is not None:
-            directions = [np.asarray(plan.grasp.rim_dir, dtype=np.float64)]
-        else:
-            directions = [
-                np.array([math.cos(a), math.sin(a)]) for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)
-            ]
-        for d in directions:
+        if plan.grasp.rim_dir is not None:  # the override, or up to 30 degrees off it
+            preferred = math.atan2(plan.grasp.rim_dir[1], plan.grasp.rim_dir[0])
+            angles = preferred + np.radians([0.0, 15.0, -15.0, 30.0, -30.0])
+        else:  # any side, mildly preferring +y
+            preferred, angles = math.pi / 2, np.linspace(0, 2 * math.pi, 12, endpoint=False)
+        for angle in angles:
+            d = np.array([math.cos(angle), math.sin(angle)])
             # the rim point in the bowl's frame whose world direction from the centre is d (bowls may tilt)
             d_local = rot.T @ np.array([d[0], d[1], 0.0])
             d_local[vertical] = 0.0
@@ -251,7 +273,10 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray) -> GraspPose:
             local[vertical] = top_local - up * 0.015
             point = pos + rot @ local
             yaw = finger_yaw(d)
-            cost = float(np.linalg.norm(d - np.array([0.0, 1.0])))  # mild preference for the +y side
+            off = abs(math.remainder(angle - preferred, 2 * math.pi))
+            cost = (off / math.radians(15.0) if plan.grasp.rim_dir is not None else off) + extra_cost(
+                point, yaw
+            )
             candidates.append((cost, hand_clearance(point[:2], point[2], yaw, boxes), point, yaw))
     else:
         horizontal = [a for a in range(3) if a != vertical]
@@ -260,7 +285,7 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray) -> GraspPose:
         z = lo_w[2] + float(np.clip(0.5 * (hi_w[2] - lo_w[2]), 0.012, 0.05))
         z = max(z, hi_w[2] - FINGER_REACH)
         round_ = size[wide] - size[narrow] < 0.01
-        base = 0.0 if round_ else finger_yaw(rot[:2, narrow])
+        home_yaw = 0.0 if round_ else finger_yaw(rot[:2, narrow])
         long_axis = rot[:2, wide] / max(np.linalg.norm(rot[:2, wide]), 1e-9)
         reach = max(0.0, 0.5 * size[wide] - 0.022) if not round_ else 0.0
         shifts = np.linspace(-reach, reach, 5) if reach > 0.005 else np.zeros(1)
@@ -271,8 +296,8 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray) -> GraspPose:
                 if not round_ and across > MAX_GRIP:
                     continue
                 point = np.array([*(centre[:2] + shift * long_axis), z])
-                yaw = _wrap_half_turn(base + turn)
-                cost = abs(shift) / 0.02 + abs(turn) / 0.3
+                yaw = _wrap_half_turn(home_yaw + turn)
+                cost = abs(shift) / 0.02 + abs(turn) / 0.3 + extra_cost(point, yaw)
                 candidates.append((cost, hand_clearance(point[:2], z, yaw, boxes), point, yaw))
     point, yaw, clearance = _pick(candidates)
     local = rot.T @ (point - pos)

@@ -78,6 +78,8 @@ class TaskGeometry:
     #: on (a basket's floor, a plate's top, a stove's burner), relative to the parent object's origin for
     #: objects and their regions, in world z for fixture regions. Measured with a downward ray.
     surfaces: dict[str, float]
+    #: World position of the robot's base (its reach is measured from there).
+    robot_base: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def object(self, name: str) -> ObjectGeometry:
         for obj in self.objects:
@@ -285,6 +287,7 @@ def measure_task_geometry(spec: TaskSpec, sim: Any | None = None) -> TaskGeometr
             regions=regions,
             support_z=float(np.min(bottoms)),
             surfaces=surfaces,
+            robot_base=tuple(float(v) for v in env.robots[0].base_pos),
         )
     finally:
         if own:

@@ -47,6 +47,8 @@ GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0
 #: Panda elbow angle (rad) above which the arm is nearly straight: at the edge of its reach, where it cannot
 #: move sideways any more; coming down brings the reach back.
 ELBOW_STRETCHED = -0.7
+#: Highest the eef is lifted above its grasp height, whatever the obstacles (the arm's reach ends).
+MAX_LIFT = 0.35
 #: Attempts (grasp + place) before a slot gives up and holds still until its episode truncates.
 MAX_ATTEMPTS = 4
 
@@ -113,8 +115,10 @@ class _Slot:
     stalled: int = 0
     prev_eef: np.ndarray | None = None
     grasp: GraspPose | None = None
+    failed: list[GraspPose] = field(default_factory=list)  # grasps that were blocked or closed on nothing
     travel_z: float = 0.0
     lift_z: float = 0.0
+    carry_bottom: float = 0.0  # lowest the carried object's bottom may go before it is over the target
     grip_offset: np.ndarray | None = None  # eef minus subject origin right after closing
     subject_z0: float = 0.0
     hold: np.ndarray | None = None  # position held while the gripper opens or closes
@@ -257,7 +261,7 @@ class ScriptedExpert:
 
         if s.phase == APPROACH:
             if s.grasp is None:  # a new attempt: choose the grasp for the object's pose now
-                s.grasp = choose_grasp(plan, objects)
+                s.grasp = choose_grasp(plan, objects, tuple(s.failed))
                 s.travel_z = self._travel_height(s, objects, eef, self._grasp_point(s, pos, orient))
             grasp = self._grasp_point(s, pos, orient)
             hover = np.array([grasp[0], grasp[1], s.travel_z])
@@ -270,7 +274,11 @@ class ScriptedExpert:
 
         if s.phase == DESCEND:
             grasp = self._grasp_point(s, pos, orient)
-            if np.linalg.norm(eef - grasp) < 0.006 or (s.t > 10 and s.stalled >= 4) or s.t > 60:
+            blocked = s.t > 10 and s.stalled >= 4
+            if blocked and eef[2] - grasp[2] > 0.015:  # the hand sits on something: try another grasp
+                s.failed.append(s.grasp)
+                return self._retry(s, eef, rot)
+            if np.linalg.norm(eef - grasp) < 0.006 or blocked or s.t > 60:
                 s.hold = eef.copy()
                 s.go(CLOSE)
             return self._command(s, eef, rot, grasp, GRIPPER_OPEN)
@@ -279,16 +287,21 @@ class ScriptedExpert:
             if s.t >= style.close_steps:
                 s.grip_offset = eef - pos
                 s.subject_z0 = pos[2]
-                s.lift_z = self._lift_height(s, objects, eef, lo, hi)
+                s.carry_bottom = self._carry_bottom(s, objects, lo, hi)
+                s.lift_z = max(eef[2] + style.min_lift, s.carry_bottom + eef[2] - lo[2])
                 s.go(LIFT)
             return self._command(s, eef, rot, s.hold, GRIPPER_CLOSE)
 
         if s.phase == LIFT:
             target = np.array([s.hold[0], s.hold[1], s.lift_z])
             if eef[2] - s.hold[2] > 0.05 and pos[2] - s.subject_z0 < 0.02:
+                s.failed.append(s.grasp)
                 return self._retry(s, eef, rot)  # missed: the object stayed behind
             if eef[2] > s.lift_z - 0.015:
-                s.go(TRANSPORT)
+                if lo[2] >= s.carry_bottom - 0.005 or s.lift_z > s.hold[2] + MAX_LIFT:
+                    s.go(TRANSPORT)
+                else:  # the object hangs lower than at the grasp (a bowl tilts in a rim grasp): go higher
+                    s.lift_z += s.carry_bottom - lo[2]
             return self._command(s, eef, rot, target, GRIPPER_CLOSE)
 
         if s.phase in (TRANSPORT, LOWER):
@@ -369,19 +382,16 @@ class ScriptedExpert:
         pos, _ = self._target_frame(s, objects)
         return float(pos[2] + s.plan.place.surface)
 
-    def _lift_height(
-        self, s: _Slot, objects: np.ndarray, eef: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> float:
-        """Carry height of the eef: the object's bottom clears everything between it and the target."""
+    def _carry_bottom(self, s: _Slot, objects: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+        """Height the carried object's bottom must keep on its way: above everything it passes over (the
+        target's rim included), with this episode's clearance."""
         start, goal = 0.5 * (lo[:2] + hi[:2]), self._place_xy(s, objects)
-        half = 0.5 * float(np.max(hi[:2] - lo[:2])) + 0.01
-        need = lo[2]
+        radius = 0.5 * float(np.max(hi[:2] - lo[:2])) + 0.01
+        need = max(lo[2], self._surface(s, objects))
         for b_lo, b_hi in obstacle_boxes(s.plan.geometry, objects, s.plan.subject):
-            if _segment_hits_box(start, goal, half, b_lo[:2], b_hi[:2]):
+            if _segment_hits_box(start, goal, radius, b_lo[:2], b_hi[:2]):
                 need = max(need, float(b_hi[2]))
-        need = max(need, self._surface(s, objects))
-        hang = eef[2] - lo[2]
-        return float(max(eef[2] + s.style.min_lift, need + s.style.clearance + hang))
+        return need + s.style.clearance
 
     def _desired_rotation(self, s: _Slot) -> np.ndarray:
         yaw = 0.0 if s.grasp is None else s.grasp.yaw

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -207,7 +208,7 @@ class RLTrainer:
                 with warnings.catch_warnings():
                     # during critic warm-up the actor optimizer does not step, but its schedule advances
                     # with the iterations so that warm-up does not shift it
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
                     for scheduler in self.schedulers.values():
                         scheduler.step()
                 self.iteration += 1
