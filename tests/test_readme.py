@@ -19,7 +19,7 @@ def test_readme_starts_with_the_two_setup_commands(repo_root):
     commands = [line.split("#")[0].strip() for line in first_code_block(readme)]
     assert len(commands) == 2
     main_job, tests = commands
-    assert main_job.startswith("./setup.sh && .venv/bin/lerobot-diffrl-")
+    assert main_job == "./setup.sh && .venv/bin/lerobot-diffrl-pipeline"
     assert tests == "./setup.sh && .venv/bin/python -m pytest"
 
 

@@ -1,0 +1,228 @@
+"""What ``lerobot-diffrl-pipeline`` runs: the stages, their wiring, and the tiny embedded default recipe.
+
+A pipeline recipe does not re-declare the commands' options. Each stage names the command that does the work
+(``lerobot-diffrl-generate``, ``lerobot-train``, ``lerobot-diffrl-rl``, ``lerobot-diffrl-report``,
+``lerobot-diffrl-train-vla``, ``lerobot-diffrl-eval``) and carries ``args``: extra ``--flag=value`` arguments passed
+to it verbatim. The pipeline adds only the wiring (input and output folders, suite and tasks, seed, device). A
+recipe therefore reads like the commands a user would type, and every option of every command stays reachable.
+
+The defaults below ARE the tiny embedded recipe (``recipes/pipeline/tiny.json`` holds the same values): two
+libero_object tasks, a scripted-expert warm start, a small pixel ``diffrl`` expert, two DPPO iterations, a handful
+of generated episodes, and a SmolVLA built from a tiny local SmolVLM. On two CPU cores it runs the whole chain in a
+few minutes. It checks that the chain works, not that the method works: that needs the full-scale recipe on GPUs
+(``recipes/pipeline/paper_libero.json``; costs in ``recipes/README.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot_diffrl.envs.suites import SUITES, check_suite, parse_task_ids
+from lerobot_diffrl.errors import ConfigError
+
+#: The stages, in the order they run. Each consumes the artefact of an earlier one.
+STAGES: tuple[str, ...] = ("demos", "bc", "rl", "generate", "report", "vla", "eval")
+EXPERT_TYPES = ("diffrl", "gaussrl")
+DEMO_SOURCES = ("scripted", "dataset")
+
+
+@dataclass
+class DemosStage:
+    """Stage 1, warm-start demonstrations: the scripted expert (no human at all) or an existing LeRobotDataset."""
+
+    #: ``scripted``: ``lerobot-diffrl-generate --actor.type=scripted`` per suite; ``dataset``: use ``repo_id``.
+    source: str = "scripted"
+    #: ``source=dataset``: the LeRobotDataset (Hub id such as ``lerobot/libero``, or a local folder with ``root``).
+    repo_id: str | None = None
+    root: str | None = None
+    episodes_per_task: int = 3
+    #: Extra ``lerobot-diffrl-generate`` arguments (``source=scripted``).
+    args: list[str] = field(default_factory=lambda: ["--image_size=64", "--n_envs=2"])
+
+
+@dataclass
+class BCStage:
+    """Stage 2, behaviour cloning with plain ``lerobot-train --policy.type=<expert>``."""
+
+    #: ``diffrl`` (the method) or ``gaussrl`` (the Gaussian-PPO baseline the paper compares against).
+    policy_type: str = "diffrl"
+    #: One expert per task, as the paper does; false trains one task-conditioned expert per suite.
+    per_task: bool = False
+    #: Extra ``lerobot-train`` arguments (steps, batch size, policy sizes).
+    args: list[str] = field(
+        default_factory=lambda: [
+            "--steps=120",
+            "--batch_size=16",
+            "--policy.vision_width=8",
+            "--policy.image_feature_dim=16",
+            "--policy.state_feature_dim=16",
+            "--policy.task_embedding_dim=8",
+            "--policy.denoiser=mlp",
+            "--policy.mlp_hidden_dim=64",
+            "--policy.mlp_num_blocks=1",
+            "--policy.time_embed_dim=16",
+            "--policy.critic_hidden_dim=32",
+            "--policy.critic_num_blocks=1",
+            "--policy.ddim_steps=3",
+            "--policy.ft_denoising_steps=2",
+            "--policy.optimizer_lr=1e-3",
+            "--policy.scheduler_warmup_steps=10",
+            "--num_workers=0",
+        ]
+    )
+
+
+@dataclass
+class RLStage:
+    """Stage 3, RL fine-tuning of each expert with ``lerobot-diffrl-rl`` (DPPO, or PPO for ``gaussrl``)."""
+
+    args: list[str] = field(
+        default_factory=lambda: [
+            "--iterations=2",
+            "--env.n_envs=2",
+            "--env.obs_mode=pixels",
+            "--env.image_size=64",
+            "--env.max_steps=48",
+            "--ppo.n_steps=3",
+            "--ppo.critic_warmup_iters=1",
+            "--ppo.update_epochs=1",
+            "--ppo.batch_size=32",
+            "--eval.freq=2",
+            "--eval.episodes_per_task=1",
+            "--save_freq=2",
+            "--torch_threads=1",
+        ]
+    )
+
+
+@dataclass
+class GenerateStage:
+    """Stage 4, rollouts of the fine-tuned experts as one LeRobotDataset (``lerobot-diffrl-generate``, merged)."""
+
+    episodes_per_task: int = 2
+    #: Extra ``lerobot-diffrl-generate`` arguments. The tiny experts rarely succeed, so the tiny recipe keeps
+    #: every episode (``--keep=all`` adds the success column); the paper keeps successes only.
+    args: list[str] = field(
+        default_factory=lambda: ["--keep=all", "--image_size=64", "--max_steps=48", "--n_envs=2"]
+    )
+
+
+@dataclass
+class ReportStage:
+    """Stage 5, ``lerobot-diffrl-report`` on the generated dataset side by side with the warm-start demos."""
+
+    compare_with_demos: bool = True
+    args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VLAStage:
+    """Stage 6, VLA fine-tuning on the generated dataset with ``lerobot-diffrl-train-vla`` (accelerate launch)."""
+
+    #: A ``lerobot-train`` recipe file (``recipes/<name>.json``; relative paths are looked up in the working
+    #: folder, then in this repository's checkout).
+    recipe: str = "recipes/smolvla_libero.json"
+    #: Build a tiny SmolVLM and SmolVLA base locally instead of downloading the recipe's (offline, CPU).
+    tiny_backbone: bool = True
+    accelerate_config: str = "recipes/accelerate/multi_gpu_ddp.yaml"
+    num_processes: int = 2
+    #: Extra ``lerobot-train`` arguments (forwarded by the launcher).
+    args: list[str] = field(
+        default_factory=lambda: [
+            "--steps=20",
+            "--batch_size=4",
+            "--policy.optimizer_lr=1e-3",
+            "--log_freq=5",
+            "--num_workers=0",
+        ]
+    )
+
+
+@dataclass
+class EvalStage:
+    """Stage 7, ``lerobot-diffrl-eval`` of the fine-tuned VLA on the run's tasks under the pinned protocol."""
+
+    args: list[str] = field(
+        default_factory=lambda: ["--protocol.episodes_per_task=1", "--protocol.episode_length=16"]
+    )
+
+
+@dataclass
+class PipelineConfig:
+    #: Run name; the run folder is ``output_dir`` or ``outputs/pipeline/<name>``.
+    name: str = "tiny_libero_object"
+    output_dir: str | None = None
+    #: ``suite:task ids`` entries, e.g. ``libero_object:0,1`` or ``libero_goal:all``.
+    tasks: list[str] = field(default_factory=lambda: ["libero_object:0,1"])
+    #: The stages to run, in pipeline order; a stage whose artefact exists is skipped.
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    seed: int = 0
+    #: Device for training, RL and evaluation (``cpu``, ``cuda``).
+    device: str = "cpu"
+    #: LIBERO asset folder (default: see ``lerobot-diffrl-setup-libero``).
+    libero_assets: str | None = None
+    demos: DemosStage = field(default_factory=DemosStage)
+    bc: BCStage = field(default_factory=BCStage)
+    rl: RLStage = field(default_factory=RLStage)
+    generate: GenerateStage = field(default_factory=GenerateStage)
+    report: ReportStage = field(default_factory=ReportStage)
+    vla: VLAStage = field(default_factory=VLAStage)
+    eval: EvalStage = field(default_factory=EvalStage)
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("outputs") / "pipeline" / self.name
+
+    def suite_tasks(self) -> dict[str, list[int]]:
+        """``tasks`` resolved to task ids per suite (suite order as given); raises on unknown suites or ids."""
+        resolved: dict[str, list[int]] = {}
+        for entry in self.tasks:
+            suite, sep, ids = entry.partition(":")
+            suite = suite.strip()
+            if not sep:
+                raise ConfigError(
+                    f"tasks entries look like 'libero_object:0,1' or 'libero_goal:all', got {entry!r}"
+                )
+            check_suite(suite)
+            if suite in resolved:
+                raise ConfigError(f"suite {suite} is listed twice in tasks")
+            resolved[suite] = parse_task_ids(suite, ids.strip() or "all")
+        if not resolved:
+            raise ConfigError(
+                f"tasks is empty: give e.g. ['libero_object:0,1'] (suites: {', '.join(SUITES)})"
+            )
+        return resolved
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for a recipe no run can honour, before anything is written."""
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ConfigError(
+                f"unknown stage(s) {', '.join(map(repr, unknown))}: stages are {', '.join(STAGES)}"
+            )
+        if len(set(self.stages)) != len(self.stages):
+            raise ConfigError(f"stages lists a stage twice: {self.stages}")
+        if list(self.stages) != [s for s in STAGES if s in self.stages]:
+            raise ConfigError(f"stages must keep the pipeline order {', '.join(STAGES)}; got {self.stages}")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"name must be a plain folder name, got {self.name!r}")
+        if self.demos.source not in DEMO_SOURCES:
+            raise ConfigError(
+                f"demos.source must be one of {', '.join(DEMO_SOURCES)}, got {self.demos.source!r}"
+            )
+        if self.demos.source == "dataset" and not self.demos.repo_id:
+            raise ConfigError(
+                "demos.source=dataset needs demos.repo_id (a Hub id or, with demos.root, a local id)"
+            )
+        if self.bc.policy_type not in EXPERT_TYPES:
+            raise ConfigError(
+                f"bc.policy_type must be one of {', '.join(EXPERT_TYPES)}, got {self.bc.policy_type!r}"
+            )
+        for name, value in (
+            ("demos.episodes_per_task", self.demos.episodes_per_task),
+            ("generate.episodes_per_task", self.generate.episodes_per_task),
+            ("vla.num_processes", self.vla.num_processes),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        self.suite_tasks()

@@ -1,0 +1,479 @@
+"""The commands each pipeline stage runs, and how each one continues after an interruption.
+
+A stage is one or more jobs (one per expert group for BC, RL and generation). A job is the exact command line a
+user could type, its output folder, and what "finished" means for it. Paths are fixed by the run folder, so a job
+can be rebuilt at any time; the runner builds a stage's jobs just before the stage runs, when the artefacts of the
+earlier stages exist (per-task BC on a demo dataset reads its episode list).
+
+Continuing an interrupted job uses each command's own resume: ``--resume=true`` for generation and RL (they keep
+their staged episodes and checkpoints), ``lerobot-train --config_path=<last checkpoint>/train_config.json
+--resume=true`` for training, and a plain re-run for the evaluation (it skips finished runs). A job that left
+nothing resumable behind is started afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot_diffrl.errors import ConfigError, DatasetError
+from lerobot_diffrl.recipes.pipeline_config import PipelineConfig
+
+PRETRAINED = "pretrained_model"
+
+
+@dataclass(frozen=True)
+class Group:
+    """The tasks one expert is trained on: one task (the paper's per-task experts) or one suite's tasks."""
+
+    suite: str
+    task_ids: tuple[int, ...]
+    name: str
+
+
+@dataclass
+class Job:
+    stage: str
+    name: str  # e.g. "bc/libero_object"
+    output: Path
+    #: Builds the command for the current state of ``output`` (fresh or resumed); may clear leftovers.
+    command: Callable[[], list[str]] | None = None
+    #: In-process work instead of a command (building the tiny VLA backbone, merging).
+    action: Callable[[], None] | None = None
+    #: Figures for the summary, read from the job's artefact once it is finished.
+    figures: Callable[[], dict] = field(default=lambda: {})
+
+
+class RunLayout:
+    """Where every artefact of a run lives."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def demos(self, suite: str) -> Path:
+        return self.root / "demos" / suite
+
+    def bc(self, group: Group) -> Path:
+        return self.root / "bc" / group.name
+
+    def rl(self, group: Group) -> Path:
+        return self.root / "rl" / group.name
+
+    def generated(self, group: Group) -> Path:
+        return self.root / "generated" / group.name
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def vla_backbone(self) -> Path:
+        return self.root / "vla" / "backbone"
+
+    @property
+    def vla_train(self) -> Path:
+        return self.root / "vla" / "train"
+
+    def eval(self, suite: str) -> Path:
+        return self.root / "eval" / suite
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def markers(self) -> Path:
+        return self.root / "stages"
+
+
+def last_checkpoint(train_dir: Path) -> Path:
+    return train_dir / "checkpoints" / "last" / PRETRAINED
+
+
+def expert_groups(cfg: PipelineConfig) -> list[Group]:
+    groups = []
+    for suite, ids in cfg.suite_tasks().items():
+        if cfg.bc.per_task:
+            groups.extend(Group(suite, (t,), f"{suite}_task{t:02d}") for t in ids)
+        else:
+            groups.append(Group(suite, tuple(ids), suite))
+    return groups
+
+
+def command_path(name: str) -> str:
+    """A console script of this environment (next to its Python), else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} not found: install lerobot-diffrl and lerobot in this environment")
+    return found
+
+
+def resolve_file(path: str, what: str) -> Path:
+    """A recipe file given relative to the working folder or to this repository's checkout."""
+    candidates = [Path(path).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(Path(__file__).resolve().parents[2] / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"{what} not found: {path}")
+
+
+def _ids(task_ids: tuple[int, ...] | list[int]) -> str:
+    return ",".join(str(t) for t in task_ids)
+
+
+def _fresh(output: Path) -> None:
+    """Remove what an interrupted job left when nothing of it can be resumed."""
+    if output.exists():
+        shutil.rmtree(output)
+
+
+def _generation_leftovers(output: Path) -> bool:
+    return output.exists() or (output.parent / f".{output.name}.work").exists()
+
+
+def _provenance_figures(root: Path) -> dict:
+    info = json.loads((root / "meta" / "info.json").read_text())
+    figures = {"episodes": info["total_episodes"], "frames": info["total_frames"], "path": str(root)}
+    provenance = root / "meta" / "provenance.json"
+    if provenance.is_file():
+        per_task = json.loads(provenance.read_text()).get("per_task", {})
+        attempts = sum(int(v.get("attempts", 0)) for v in per_task.values())
+        successes = sum(int(v.get("successes", 0)) for v in per_task.values())
+        if attempts:
+            figures.update(attempts=attempts, success_rate=round(successes / attempts, 4))
+    return figures
+
+
+def _last_loss(log: Path) -> float | None:
+    """The last ``loss:`` value lerobot-train logged (its log line format: ``... loss:0.123 ...``)."""
+    if not log.is_file():
+        return None
+    found = None
+    for line in log.read_text(errors="replace").splitlines():
+        if " loss:" in line:
+            try:
+                found = float(line.split(" loss:", 1)[1].split()[0])
+            except ValueError:
+                continue
+    return found
+
+
+def _lerobot_train_command(
+    output: Path, fresh_args: list[str], launcher: list[str] | None = None
+) -> list[str]:
+    """``lerobot-train`` (or the VLA launcher), resumed from the last checkpoint when one exists."""
+    config = last_checkpoint(output) / "train_config.json"
+    prefix = launcher or [command_path("lerobot-train")]
+    if config.is_file():
+        return [*prefix, f"--config_path={config}", "--resume=true"]
+    _fresh(output)
+    return [*prefix, *fresh_args]
+
+
+def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    if cfg.demos.source == "dataset":
+        return [Job("demos", "demos/dataset", Path(cfg.demos.root or cfg.demos.repo_id), action=lambda: None)]
+    jobs = []
+    for suite, ids in cfg.suite_tasks().items():
+        out = layout.demos(suite)
+
+        def command(suite: str = suite, ids: list[int] = ids, out: Path = out) -> list[str]:
+            cmd = [
+                command_path("lerobot-diffrl-generate"),
+                "--actor.type=scripted",
+                f"--suite={suite}",
+                f"--task_ids={_ids(ids)}",
+                f"--episodes_per_task={cfg.demos.episodes_per_task}",
+                f"--seed={cfg.seed}",
+                f"--output_dir={out}",
+                f"--repo_id=local/{cfg.name}_demos_{suite}",
+                *cfg.demos.args,
+            ]
+            return [*cmd, "--resume=true"] if _generation_leftovers(out) else cmd
+
+        jobs.append(
+            Job("demos", f"demos/{suite}", out, command=command, figures=lambda o=out: _provenance_figures(o))
+        )
+    return jobs
+
+
+def _demo_source(cfg: PipelineConfig, layout: RunLayout, group: Group) -> tuple[str, Path | None]:
+    if cfg.demos.source == "dataset":
+        return cfg.demos.repo_id or "", Path(cfg.demos.root) if cfg.demos.root else None
+    return f"local/{cfg.name}_demos_{group.suite}", layout.demos(group.suite)
+
+
+def group_episodes(repo_id: str, root: Path | None, languages: list[str]) -> list[int]:
+    """Episode indices of a demo dataset whose task is one of ``languages`` (LIBERO instructions)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    try:
+        meta = LeRobotDatasetMetadata(repo_id, root=root)
+    except Exception as err:  # noqa: BLE001  (Hub, network and format errors all mean "cannot read it")
+        raise DatasetError(
+            f"cannot read the demo dataset {repo_id}: {str(err).splitlines()[0][:300]}"
+        ) from None
+    wanted = set(languages)
+    episodes = [
+        int(i)
+        for i, tasks in zip(meta.episodes["episode_index"], meta.episodes["tasks"], strict=True)
+        if wanted & set(tasks)
+    ]
+    if not episodes:
+        raise DatasetError(f"the demo dataset {repo_id} has no episode of: {'; '.join(sorted(wanted))}")
+    return episodes
+
+
+def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    from lerobot_diffrl.envs.suites import task_spec
+
+    jobs = []
+    for group in expert_groups(cfg):
+        out = layout.bc(group)
+        log = layout.logs / f"bc-{group.name}.log"
+
+        def command(group: Group = group, out: Path = out) -> list[str]:
+            repo_id, root = _demo_source(cfg, layout, group)
+            args = [
+                f"--policy.type={cfg.bc.policy_type}",
+                f"--dataset.repo_id={repo_id}",
+                f"--output_dir={out}",
+                f"--job_name={cfg.name}_bc_{group.name}",
+                f"--policy.device={cfg.device}",
+                "--policy.push_to_hub=false",
+                "--wandb.enable=false",
+                "--eval_freq=0",
+                f"--seed={cfg.seed}",
+            ]
+            if root is not None:
+                args.append(f"--dataset.root={root}")
+            if cfg.demos.source == "dataset" or cfg.bc.per_task:  # the group's own episodes only
+                languages = [task_spec(group.suite, t).language for t in group.task_ids]
+                episodes = group_episodes(repo_id, root, languages)
+                args.append(f"--dataset.episodes=[{','.join(map(str, episodes))}]")
+            return _lerobot_train_command(out, [*args, *cfg.bc.args])
+
+        jobs.append(
+            Job(
+                "bc",
+                f"bc/{group.name}",
+                out,
+                command=command,
+                figures=lambda o=out, lg=log: {
+                    "checkpoint": str(last_checkpoint(o)),
+                    "final_loss": _last_loss(lg),
+                },
+            )
+        )
+    return jobs
+
+
+def rl_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    jobs = []
+    for group in expert_groups(cfg):
+        out = layout.rl(group)
+
+        def command(group: Group = group, out: Path = out) -> list[str]:
+            cmd = [
+                command_path("lerobot-diffrl-rl"),
+                f"--policy_path={last_checkpoint(layout.bc(group))}",
+                f"--output_dir={out}",
+                f"--env.suites={group.suite}",
+                f"--env.tasks={_ids(group.task_ids)}",
+                f"--seed={cfg.seed}",
+                f"--device={cfg.device}",
+                *cfg.rl.args,
+            ]
+            if (out / "checkpoints" / "last").exists():
+                return [*cmd, "--resume=true"]
+            _fresh(out)
+            return cmd
+
+        def figures(out: Path = out) -> dict:
+            summary = json.loads((out / "summary.json").read_text())
+            keys = ("iterations", "env_steps", "success_before", "success_after", "ci95_after", "checkpoint")
+            return {k: summary.get(k) for k in keys}
+
+        jobs.append(Job("rl", f"rl/{group.name}", out, command=command, figures=figures))
+    return jobs
+
+
+def generate_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    jobs = []
+    groups = expert_groups(cfg)
+    for group in groups:
+        out = layout.generated(group)
+
+        def command(group: Group = group, out: Path = out) -> list[str]:
+            cmd = [
+                command_path("lerobot-diffrl-generate"),
+                f"--actor.type={cfg.bc.policy_type}",
+                f"--actor.path={last_checkpoint(layout.rl(group))}",
+                f"--actor.device={cfg.device}",
+                f"--suite={group.suite}",
+                f"--task_ids={_ids(group.task_ids)}",
+                f"--episodes_per_task={cfg.generate.episodes_per_task}",
+                f"--seed={cfg.seed}",
+                f"--output_dir={out}",
+                f"--repo_id=local/{cfg.name}_{group.name}",
+                *cfg.generate.args,
+            ]
+            return [*cmd, "--resume=true"] if _generation_leftovers(out) else cmd
+
+        jobs.append(Job("generate", f"generate/{group.name}", out, command=command))
+
+    def merge() -> None:
+        from lerobot_diffrl.data.merge import merge_datasets
+
+        _fresh(layout.dataset)
+        merge_datasets([layout.generated(g) for g in groups], layout.dataset, repo_id=f"local/{cfg.name}")
+
+    jobs.append(
+        Job(
+            "generate",
+            "generate/merge",
+            layout.dataset,
+            action=merge,
+            figures=lambda: _provenance_figures(layout.dataset),
+        )
+    )
+    return jobs
+
+
+def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    datasets = [str(layout.dataset)]
+    labels = [f"{cfg.bc.policy_type} (generated)"]
+    if cfg.report.compare_with_demos:
+        for suite in cfg.suite_tasks():
+            if cfg.demos.source == "scripted":
+                datasets.append(str(layout.demos(suite)))
+                labels.append(f"scripted demos ({suite})")
+        if cfg.demos.source == "dataset":
+            datasets.append(cfg.demos.root or cfg.demos.repo_id or "")
+            labels.append("warm-start demos")
+
+    def command() -> list[str]:
+        return [
+            command_path("lerobot-diffrl-report"),
+            f"--datasets=[{','.join(datasets)}]",
+            f"--labels=[{','.join(labels)}]",
+            f"--output_dir={layout.report}",
+            "--update_card=true",
+            *cfg.report.args,
+        ]
+
+    def figures() -> dict:
+        report = json.loads((layout.report / "report.json").read_text())
+        keys = ("n_episodes", "success_rate", "jerk", "abs_delta_action", "path_length_var", "action_var")
+        return {d["label"]: {k: d["overall"].get(k) for k in keys} for d in report["datasets"]}
+
+    return [Job("report", "report", layout.report, command=command, figures=figures)]
+
+
+def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    from lerobot_diffrl.recipes.tiny_vla import tiny_smolvla_overrides
+
+    recipe = resolve_file(cfg.vla.recipe, "VLA recipe (vla.recipe)")
+    accelerate = resolve_file(cfg.vla.accelerate_config, "accelerate config (vla.accelerate_config)")
+    backbone = layout.vla_backbone
+    jobs = []
+    if cfg.vla.tiny_backbone:
+
+        def build_backbone() -> None:
+            from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+            from lerobot_diffrl.recipes.tiny_vla import build_tiny_smolvla_base, build_tiny_smolvlm
+
+            _fresh(backbone)  # rebuilt whole unless its job finished (the base names the VLM folder by path)
+            meta = LeRobotDatasetMetadata(f"local/{cfg.name}", root=layout.dataset)
+            words = sorted({w for task in meta.tasks.index for w in str(task).split()})
+            vlm = build_tiny_smolvlm(backbone / "smolvlm", words=words)
+            build_tiny_smolvla_base(
+                backbone / "smolvla_base", vlm, layout.dataset, repo_id=f"local/{cfg.name}"
+            )
+
+        jobs.append(Job("vla", "vla/backbone", backbone, action=build_backbone))
+
+    out = layout.vla_train
+    log = layout.logs / "vla-train.log"
+
+    def command() -> list[str]:
+        launcher = [
+            command_path("lerobot-diffrl-train-vla"),
+            f"--accelerate_config={accelerate}",
+            f"--num_processes={cfg.vla.num_processes}",
+        ]
+        args = [
+            f"--config_path={recipe}",
+            f"--dataset.repo_id=local/{cfg.name}",
+            f"--dataset.root={layout.dataset}",
+            f"--output_dir={out}",
+            f"--job_name={cfg.name}_vla",
+            f"--seed={cfg.seed}",
+            f"--policy.device={cfg.device}",
+        ]
+        if cfg.vla.tiny_backbone:
+            args += [f"--policy.pretrained_path={backbone / 'smolvla_base'}"]
+            args += [
+                a for a in tiny_smolvla_overrides(backbone / "smolvlm") if not a.startswith("--policy.device")
+            ]
+        return _lerobot_train_command(out, [*args, *cfg.vla.args], launcher=launcher)
+
+    jobs.append(
+        Job(
+            "vla",
+            "vla/train",
+            out,
+            command=command,
+            figures=lambda: {"checkpoint": str(last_checkpoint(out)), "final_loss": _last_loss(log)},
+        )
+    )
+    return jobs
+
+
+def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    suites = cfg.suite_tasks()
+    jobs = []
+    for suite, ids in suites.items():
+        out = layout.eval(suite)
+
+        def command(suite: str = suite, ids: list[int] = ids, out: Path = out) -> list[str]:
+            return [
+                command_path("lerobot-diffrl-eval"),
+                f"--policy.path={last_checkpoint(layout.vla_train)}",
+                f"--policy.device={cfg.device}",
+                f"--suites={suite}",
+                f"--protocol.task_ids=[{_ids(ids)}]",
+                f"--output_dir={out}",
+                f"--update_card={'true' if len(suites) == 1 else 'false'}",
+                *cfg.eval.args,
+            ]
+
+        def figures(out: Path = out) -> dict:
+            overall = json.loads((out / "results.json").read_text())["overall"]
+            return {k: overall.get(k) for k in ("tasks", "episodes", "successes", "success_rate", "ci95")}
+
+        jobs.append(Job("eval", f"eval/{suite}", out, command=command, figures=figures))
+    return jobs
+
+
+STAGE_JOBS: dict[str, Callable[[PipelineConfig, RunLayout], list[Job]]] = {
+    "demos": demo_jobs,
+    "bc": bc_jobs,
+    "rl": rl_jobs,
+    "generate": generate_jobs,
+    "report": report_jobs,
+    "vla": vla_jobs,
+    "eval": eval_jobs,
+}

@@ -1,0 +1,201 @@
+"""``lerobot-diffrl-pipeline``: the tiny embedded recipe end to end, then again (every stage skipped), and bad input.
+
+The end-to-end run is the README's main job: scripted demos on two libero_object tasks, ``lerobot-train`` BC of a
+small pixel ``diffrl``, two DPPO iterations on LIBERO, generation with the fine-tuned expert, the quality report,
+a SmolVLA fine-tuned under ``accelerate launch`` (two processes) on a tiny local SmolVLM, and ``lerobot-eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from lerobot_diffrl.recipes.pipeline_config import STAGES, PipelineConfig
+from lerobot_diffrl.scripts.pipeline import main as pipeline_main
+
+REPO = Path(__file__).resolve().parents[1]
+TASK0 = "pick up the alphabet soup and place it in the basket"
+TASK1 = "pick up the cream cheese and place it in the basket"
+
+
+def run_pipeline(*args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", WANDB_MODE="disabled")
+    return subprocess.run(
+        [sys.executable, "-m", "lerobot_diffrl.scripts.pipeline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """The tiny recipe run twice in one folder."""
+    out = tmp_path_factory.mktemp("pipeline") / "tiny"
+    first = run_pipeline(f"--output_dir={out}")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    second = run_pipeline(f"--output_dir={out}")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    return out, first, second
+
+
+def _summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.policies.factory import get_policy_class
+
+    import lerobot_diffrl.policies  # noqa: F401  (registers diffrl in this process)
+
+    out, first, _ = tiny_run
+    assert set(_summary(out)["stages"]) == set(STAGES)
+    # the second run rewrote summary.json: what the first one did is read from its printed summary
+    ran = [line for line in first.stdout.splitlines() if line.startswith("| ") and "| ran |" in line]
+    assert {line.split("|")[1].strip() for line in ran} == set(STAGES)
+
+    # 1. scripted demos: 3 successful episodes per task, LIBERO conventions, 64x64 cameras
+    demos = LeRobotDataset("local/demos", root=out / "demos" / "libero_object")
+    assert demos.num_episodes == 6
+    assert sorted(demos.meta.tasks.index) == sorted([TASK0, TASK1])
+    assert demos.meta.features["observation.images.image"]["shape"][:2] == [64, 64]
+    demo_prov = json.loads((out / "demos" / "libero_object" / "meta" / "provenance.json").read_text())
+    assert demo_prov["actor"]["type"] == "scripted"
+
+    # 2. BC: a diffrl checkpoint made by lerobot-train on both tasks, with both cameras
+    bc = get_policy_class("diffrl").from_pretrained(
+        out / "bc" / "libero_object" / "checkpoints" / "last" / "pretrained_model"
+    )
+    assert sorted(bc.config.tasks) == sorted([TASK0, TASK1])
+    assert {"observation.images.image", "observation.images.image2"} <= set(bc.config.input_features)
+    assert (out / "bc" / "libero_object" / "checkpoints" / "last" / "training_state").is_dir()
+
+    # 3. RL: two DPPO iterations from the BC checkpoint, evaluated before and after
+    rl = json.loads((out / "rl" / "libero_object" / "summary.json").read_text())
+    assert rl["iterations"] == 2 and rl["policy_type"] == "diffrl"
+    assert rl["env_steps"] >= 2 * 2 * 3  # iterations x envs x chunks (each chunk is >= 1 env step)
+    assert 0.0 <= rl["success_before"] <= 1.0 and 0.0 <= rl["success_after"] <= 1.0
+
+    # 4. generation with the fine-tuned expert: 2 episodes per task (all kept, with the success column)
+    data = LeRobotDataset("local/tiny", root=out / "dataset")
+    assert data.num_episodes == 4
+    assert {"next.success", "next.reward", "next.done", "observation.state", "action"} <= set(
+        data.meta.features
+    )
+    prov = json.loads((out / "dataset" / "meta" / "provenance.json").read_text())
+    assert prov["actor"]["type"] == "diffrl"
+    assert "rl/libero_object/checkpoints" in json.dumps(prov["actor"])
+
+    # 5. report: the generated data side by side with the demos, plots and the dataset card
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert [d["n_episodes"] for d in report["datasets"]] == [4, 6]
+    assert report["datasets"][1]["overall"]["success_rate"] == 1.0
+    assert list((out / "report").glob("*.png"))
+    assert "lerobot-diffrl" in (out / "dataset" / "README.md").read_text()
+
+    # 6. VLA: SmolVLA fine-tuned by accelerate with two processes on the generated dataset
+    vla_log = (out / "logs" / "vla-train.log").read_text()
+    assert "Effective batch size: 4 x 2 = 8" in vla_log
+    vla_dir = out / "vla" / "train" / "checkpoints" / "last" / "pretrained_model"
+    assert json.loads((vla_dir / "config.json").read_text())["type"] == "smolvla"
+
+    # 7. evaluation under the pinned protocol: one episode of each task
+    results = json.loads((out / "eval" / "libero_object" / "results.json").read_text())
+    assert results["overall"]["episodes"] == 2 and results["overall"]["tasks"] == 2
+    assert (out / "eval" / "libero_object" / "results.md").is_file()
+
+    assert "# Pipeline run `tiny_libero_object`" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_second_run_skips_every_stage_and_changes_nothing(tiny_run) -> None:
+    out, first, second = tiny_run
+    summary = _summary(out)
+    assert {stage: entry["status"] for stage, entry in summary["stages"].items()} == dict.fromkeys(
+        STAGES, "skipped"
+    )
+    assert "[bc/" not in second.stderr  # no command was started
+    assert second.stdout.count("| skipped |") == sum(len(e["jobs"]) for e in summary["stages"].values())
+
+
+@pytest.mark.slow
+def test_a_removed_artefact_is_made_again_and_only_it(tiny_run, tmp_path: Path) -> None:
+    out, *_ = tiny_run
+    results = out / "eval" / "libero_object"
+    (out / "stages" / "eval" / "libero_object.json").unlink()
+    again = run_pipeline(f"--output_dir={out}", "--stages=[eval]")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = _summary(out)
+    assert list(summary["stages"]) == ["eval"] and summary["stages"]["eval"]["status"] == "ran"
+    assert json.loads((results / "results.json").read_text())["overall"]["episodes"] == 2
+
+
+def test_embedded_default_is_the_tiny_recipe_file() -> None:
+    stored = json.loads((REPO / "recipes" / "pipeline" / "tiny.json").read_text())
+    defaults = asdict(PipelineConfig())
+    assert stored == {k: v for k, v in defaults.items() if k not in ("output_dir", "libero_assets")}
+
+
+@pytest.mark.parametrize("name", ["paper_libero.json", "paper_libero_gaussrl.json", "tiny.json"])
+def test_recipe_files_parse_and_validate(name: str) -> None:
+    import draccus
+
+    with draccus.config_type("json"):
+        cfg = draccus.parse(PipelineConfig, str(REPO / "recipes" / "pipeline" / name), args=[])
+    cfg.validate()
+    if name.startswith("paper"):
+        assert cfg.bc.per_task and sum(len(v) for v in cfg.suite_tasks().values()) == 40
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stages=[demos,finetune]"], "unknown stage(s) 'finetune'"),
+        (["--stages=[rl,bc]"], "must keep the pipeline order"),
+        (["--tasks=[libero_nowhere:0]"], "unknown LIBERO suite"),
+        (["--tasks=[libero_object:12]"], "valid ids: 0..9"),
+        (["--bc.policy_type=act"], "bc.policy_type must be one of diffrl, gaussrl"),
+        (["--demos.source=dataset"], "needs demos.repo_id"),
+        (["--stages=[vla,eval]"], "needs the artefact of stage 'generate'"),
+    ],
+)
+def test_bad_recipes_are_one_error_and_write_nothing(args, message, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert pipeline_main([f"--output_dir={out}", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert not out.exists()
+
+
+def test_a_run_folder_of_another_recipe_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = PipelineConfig(output_dir=str(out))
+    (out / "recipe.json").write_text(json.dumps({**asdict(cfg), "seed": 7}))
+    assert pipeline_main([f"--output_dir={out}", "--stages=[demos]"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run of another recipe (it differs in seed)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["recipe.json"]
+
+
+@pytest.mark.slow
+def test_a_failing_stage_names_itself_and_its_log_and_marks_nothing_done(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_pipeline(
+        f"--output_dir={out}", "--stages=[demos]", "--demos.args=[--image_size=0]", timeout=300
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: stage demos (demos/libero_object) failed with exit status 2: error:")
+    assert "image_size" in last and str(out / "logs" / "demos-libero_object.log") in last
+    assert not (out / "stages").exists() and not (out / "demos").exists()
