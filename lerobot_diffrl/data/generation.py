@@ -11,6 +11,11 @@ partial ones deleted, unfinished attempts run again with their planned init stat
 ends with exactly the target episodes. Bad input (unknown suite or task, missing or foreign checkpoint, an
 existing output without ``--resume``) fails before anything is written.
 
+Object state: ``--record_env_state=true`` adds ``observation.environment_state`` (robosuite's privileged
+object state, ``--env_state_dim`` wide, default the longest of the run's tasks; see
+:mod:`lerobot_diffrl.data.features`) so that a state-based ``diffrl`` expert can be BC-trained on the dataset
+and fine-tuned with ``lerobot-diffrl-rl --env.obs_mode=state``; the pool then runs in ``pixels_state`` mode.
+
 Sharding: ``--shard_index=k --num_shards=n`` (job arrays; ``D`` is then the shard's own dataset, joined later by
 ``lerobot-diffrl-merge``), or ``accelerate launch`` (each process a shard; the main process waits for the others
 and merges all shards into ``D``).
@@ -28,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_diffrl.data.actors import ACTOR_TYPES, RECORDING_POOL_MODE, make_actor, resolve_checkpoint
-from lerobot_diffrl.data.features import FPS, ROBOT_TYPE, dataset_features
+from lerobot_diffrl.data.features import FPS, ROBOT_TYPE, dataset_features, env_state_layout
 from lerobot_diffrl.data.merge import merge_datasets
 from lerobot_diffrl.data.packing import pack_episodes
 from lerobot_diffrl.data.planned_pool import PlannedPool
-from lerobot_diffrl.data.provenance import build_provenance, checkpoint_info
+from lerobot_diffrl.data.provenance import build_provenance, checkpoint_info, env_state_provenance
 from lerobot_diffrl.data.rollout import ShardRollout
 from lerobot_diffrl.data.scheduler import KEEP_MODES, AttemptScheduler
 from lerobot_diffrl.data.sharding import ShardSpec, launched_device, resolve_shard
@@ -58,6 +63,8 @@ IDENTITY_FIELDS = (
     "seed",
     "vcodec",
 )
+#: Identity entry of the recorded object-state width (None: not recorded); runs made before it have none.
+ENV_STATE_IDENTITY = "env_state_dim"
 
 
 @dataclass
@@ -105,6 +112,13 @@ class GenerateConfig:
     #: Job-array sharding: this process makes shard shard_index of num_shards (disjoint attempts).
     shard_index: int | None = None
     num_shards: int | None = None
+    #: Also record LIBERO's privileged object state as ``observation.environment_state`` (float32), what a
+    #: state-based diffrl expert (``--policy.use_images=false``) trains on and ``lerobot-diffrl-rl
+    #: --env.obs_mode=state`` feeds it. Off: lerobot's LIBERO schema, as VLA recipes expect.
+    record_env_state: bool = False
+    #: Width of ``observation.environment_state`` (default: the longest object state among the selected tasks;
+    #: shorter ones are zero-padded, longer ones cut). Set it to merge runs over different task sets.
+    env_state_dim: int | None = None
     #: Video codec (lerobot's settings): libsvtav1 (lerobot's default), h264 or hevc.
     vcodec: str = "libsvtav1"
     #: Encoder threads (default: one per core).
@@ -146,6 +160,11 @@ def validate(cfg: GenerateConfig) -> None:
     _positive("n_workers", cfg.n_workers)
     _positive("encoder_workers", cfg.encoder_workers)
     _positive("image_size", cfg.image_size, 16)
+    _positive("env_state_dim", cfg.env_state_dim)
+    if cfg.env_state_dim is not None and not cfg.record_env_state:
+        raise ConfigError(
+            "--env_state_dim sets the width of the recorded object state: add --record_env_state=true"
+        )
     if cfg.keep not in KEEP_MODES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_MODES)}; got {cfg.keep!r}")
     if cfg.max_attempts_per_task is not None and cfg.max_attempts_per_task < cfg.episodes_per_task:
@@ -170,12 +189,37 @@ def resolve_tasks(cfg: GenerateConfig) -> list[tuple[str, int]]:
     return [(suite, t) for suite in suites for t in parse_task_ids(suite, cfg.task_ids)]
 
 
-def _identity(cfg: GenerateConfig, tasks: list[tuple[str, int]], shard: ShardSpec) -> dict[str, Any]:
+def resolve_env_state(
+    cfg: GenerateConfig, tasks: list[tuple[str, int]]
+) -> tuple[int | None, dict[str, dict[str, Any]]]:
+    """Width of ``observation.environment_state`` (None: not recorded) and the per-task layout (real length,
+    objects), read from the tasks' BDDL files. Warns when a task's object state is cut to the width."""
+    if not cfg.record_env_state:
+        return None, {}
+    layout = env_state_layout(task_spec(s, t) for s, t in tasks)
+    longest = max(entry["length"] for entry in layout.values())
+    dim = cfg.env_state_dim or longest
+    cut = sorted(k for k, entry in layout.items() if entry["length"] > dim)
+    if cut:
+        log.warning(
+            "--env_state_dim=%d cuts the object state of %s (longest %d values)", dim, ", ".join(cut), longest
+        )
+    return dim, layout
+
+
+def _identity(
+    cfg: GenerateConfig, tasks: list[tuple[str, int]], shard: ShardSpec, env_state_dim: int | None
+) -> dict[str, Any]:
     ident = {name: getattr(cfg, name) for name in IDENTITY_FIELDS}
     ident["tasks"] = [f"{s}/{t}" for s, t in tasks]
     ident["actor"] = {"type": cfg.actor.type, "path": cfg.actor.path}
     ident["num_shards"] = shard.count
+    ident[ENV_STATE_IDENTITY] = env_state_dim
     return ident
+
+
+def _describe_env_state(dim: int | None) -> str:
+    return f"with a {dim}-d observation.environment_state" if dim else "without observation.environment_state"
 
 
 def _check_resume(work: Path, identity: dict[str, Any]) -> None:
@@ -183,6 +227,15 @@ def _check_resume(work: Path, identity: dict[str, Any]) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text())
+    saved.setdefault(ENV_STATE_IDENTITY, None)  # runs from before object-state recording recorded none
+    staged, wanted = saved[ENV_STATE_IDENTITY], identity[ENV_STATE_IDENTITY]
+    if staged != wanted:
+        same = f"--record_env_state=true --env_state_dim={staged}" if staged else "--record_env_state=false"
+        raise DatasetError(
+            f"--resume: the episodes staged in {work} were recorded {_describe_env_state(staged)}, this run "
+            f"asks for them {_describe_env_state(wanted)}; a dataset cannot mix both. Resume with {same}, or "
+            "use a new output_dir"
+        )
     diffs = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in identity.items() if saved.get(k) != v]
     if diffs:
         raise ConfigError(
@@ -316,7 +369,8 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
         raise ConfigError(
             f"an unfinished run is in {work}; pass --resume=true to continue it, or delete that folder"
         )
-    identity = _identity(cfg, tasks, shard)
+    env_state_dim, env_layout = resolve_env_state(cfg, tasks)
+    identity = _identity(cfg, tasks, shard, env_state_dim)
     if cfg.resume:
         _check_resume(work, identity)
 
@@ -343,7 +397,7 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
             f"{shard.name} gets no episodes: {len(tasks)} task(s) x {cfg.episodes_per_task} episodes split over "
             f"{shard.count} shards leaves none for shard {shard.index}; use fewer shards"
         )
-    features = dataset_features(cfg.image_size)
+    features = dataset_features(cfg.image_size, env_state_dim)
     if not shard_output.exists() and not scheduler.done():
         first = [scheduler.next_attempt() for _ in range(cfg.n_envs)]
         first = [a for a in first if a is not None]  # fewer slots than n_envs when fewer attempts remain
@@ -359,7 +413,8 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
         )
         pool = PlannedPool(
             slots,
-            obs_mode=RECORDING_POOL_MODE[actor.obs_mode],
+            # object states come with every observation in pixels_state mode (the actor's own needs aside)
+            obs_mode="pixels_state" if env_state_dim is not None else RECORDING_POOL_MODE[actor.obs_mode],
             image_size=(cfg.image_size, cfg.image_size),
             seed=cfg.seed,
             n_workers=min(cfg.n_workers, len(slots)) if cfg.n_workers else None,
@@ -384,6 +439,7 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
                     image_size=(cfg.image_size, cfg.image_size),
                     max_steps=cfg.max_steps,
                     progress=cfg.progress,
+                    env_state_dim=env_state_dim,
                 )
                 obs, infos = pool.reset(seed=cfg.seed)
                 rollout.run(obs, infos)
@@ -403,6 +459,7 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
             per_task=_per_task(scheduler),
             episodes=_episodes_provenance(staged),
             assets=paths.assets,
+            env_state=env_state_provenance(env_state_dim, env_layout) if env_state_dim is not None else None,
         )
         pack_episodes(
             staged,

@@ -48,6 +48,32 @@ def _file_location(position: int, chunks_size: int) -> tuple[int, int]:
     return position // chunks_size, position % chunks_size
 
 
+def _check_columns(directory: Path, table: pa.Table, features: dict[str, dict]) -> None:
+    """A staged episode's columns and widths must be the dataset's: episodes staged with and without
+    ``observation.environment_state`` (or with another width) cannot share a dataset."""
+    expected = {k for k, ft in features.items() if ft["dtype"] not in ("video", "image")}
+    expected -= {"episode_index", "index", "task_index", "frame_index", "timestamp"}  # lerobot's own columns
+    columns = set(table.column_names) - {"frame_index", "timestamp"}
+    missing, extra = sorted(expected - columns), sorted(columns - expected)
+    if missing or extra:
+        raise DatasetError(
+            f"staged episode {directory} does not match the dataset's features"
+            + (f"; it lacks {missing}" if missing else "")
+            + (f"; it has extra {extra}" if extra else "")
+            + " (staged by a run with other settings, e.g. --record_env_state?); delete it or use a new "
+            "output_dir"
+        )
+    for key in expected:
+        kind = table.schema.field(key).type
+        shape = tuple(features[key]["shape"])
+        width = kind.list_size if pa.types.is_fixed_size_list(kind) else 1
+        if len(shape) == 1 and width != shape[0]:
+            raise DatasetError(
+                f"staged episode {directory}: {key} has {width} values per frame, the dataset {shape[0]} "
+                "(staged with another --env_state_dim?); delete it or use a new output_dir"
+            )
+
+
 def _stats_from_json(stats: dict[str, dict[str, list]]) -> dict[str, dict[str, np.ndarray]]:
     return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in stats.items()}
 
@@ -107,6 +133,7 @@ def pack_episodes(
             for i in group:
                 directory, m = staged[i]
                 table = pq.read_table(directory / FRAMES_FILE)
+                _check_columns(directory, table, features)
                 n = table.num_rows
                 if n != int(m["attempt"]["length"]):
                     raise DatasetError(

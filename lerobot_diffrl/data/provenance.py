@@ -4,9 +4,10 @@ Holds the actor (kind, checkpoint path or Hub id, SHA-256 of its ``model.safeten
 found next to it), the generation config, seeds and shard, the suites/tasks with per-task attempt and success
 counts (``per_task``: what the quality report reads), one entry per episode (task, attempt, init state, seed,
 success, length), the versions of the software that made it, and which LIBERO asset tree rendered the images,
-including whether it holds stand-in assets (images from such a tree differ from upstream LIBERO's, so a dataset
-must say so; see the README's Troubleshooting). The dataset card (:mod:`lerobot_diffrl.data.card`) is written
-from this file.
+including whether it holds stand-in assets (images from such a tree differ from upstream LIBERO's, so a
+dataset must say so; see the README's Troubleshooting), and whether ``observation.environment_state`` was
+recorded (its width, and per task the real object-state length and the objects it describes, in order). The
+dataset card (:mod:`lerobot_diffrl.data.card`) is written from this file.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def build_provenance(
     per_task: dict[str, dict[str, Any]],
     episodes: list[dict[str, Any]],
     assets: Path | None,
+    env_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``env_state``: what :func:`env_state_provenance` returns (None: not recorded)."""
     return {
         "generator": "lerobot-diffrl-generate",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -120,6 +123,23 @@ def build_provenance(
         "versions": package_versions(),
         "python": platform.python_version(),
         "libero_assets": assets_info(assets) if assets is not None else None,
+        "env_state": env_state or {"recorded": False},
+    }
+
+
+def env_state_provenance(dim: int, per_task: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How ``observation.environment_state`` was recorded: its width, the per-object layout, and per task
+    (``per_task`` from :func:`lerobot_diffrl.data.features.env_state_layout`) the real length and objects."""
+    from lerobot_diffrl.data.features import OBJECT_STATE_FIELDS
+
+    return {
+        "recorded": True,
+        "key": "observation.environment_state",
+        "dim": int(dim),
+        "source": "robosuite object-state (privileged simulator state)",
+        "per_object": [{"field": name, "size": size} for name, size in OBJECT_STATE_FIELDS],
+        "padding": "values beyond a task's length are 0; a task longer than dim is cut to dim",
+        "per_task": per_task,
     }
 
 
@@ -162,7 +182,21 @@ def merge_provenance(parts: list[dict[str, Any] | None], episode_offsets: list[i
         "versions": package_versions(),
         "python": platform.python_version(),
         "libero_assets": first.get("libero_assets"),
+        "env_state": _merged_env_state(known),
         "merged_from": [
             {k: p.get(k) for k in ("created", "shard", "actor", "config", "libero_assets")} for p in known
         ],
     }
+
+
+def _merged_env_state(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The inputs' env-state records joined (merge refuses inputs of different widths beforehand)."""
+    records = [p.get("env_state") for p in parts if p.get("env_state") is not None]
+    if not records:
+        return None
+    if not records[0].get("recorded"):
+        return records[0]
+    per_task: dict[str, Any] = {}
+    for record in records:
+        per_task.update(record.get("per_task", {}))
+    return {**records[0], "per_task": per_task}

@@ -2,7 +2,8 @@
 
 Every step: each slot's next episode is (re)planned from the scheduler as late as possible (the pool reads it
 only if the slot's episode ends during the step), the actor acts for all slots, the frames of slots running an
-attempt are recorded (camera images upright, as lerobot's LIBERO datasets have them), and the pool steps. A slot
+attempt are recorded (camera images upright, as lerobot's LIBERO datasets have them; with ``env_state_dim``
+also the object state as ``lerobot_batch`` would feed it to a policy), and the pool steps. A slot
 whose episode ended hands its frames to the writer (kept) or records the attempt as done (not kept), and starts
 its planned attempt, which the pool has already reset it into (same-step auto-reset). Slots with nothing to do
 run idle episodes that are neither rendered nor recorded.
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lerobot_diffrl.data.actors import Actor
-from lerobot_diffrl.data.features import DONE, REWARD, SUCCESS
+from lerobot_diffrl.data.features import DONE, REWARD, SUCCESS, env_state_rows
 from lerobot_diffrl.data.planned_pool import PlannedPool
 from lerobot_diffrl.data.scheduler import DISCARD, KEEP, AttemptScheduler
 from lerobot_diffrl.data.sharding import Attempt
@@ -29,7 +30,8 @@ from lerobot_diffrl.envs.suites import task_spec
 
 @dataclass
 class EpisodeBuffer:
-    """Frames of one running attempt, preallocated for the slot's step limit."""
+    """Frames of one running attempt, preallocated for the slot's step limit (``env_state``: only when the
+    dataset records ``observation.environment_state``)."""
 
     attempt: Attempt
     task: str
@@ -38,10 +40,16 @@ class EpisodeBuffer:
     action: np.ndarray
     outcome: dict[str, np.ndarray] = field(default_factory=dict)
     length: int = 0
+    env_state: np.ndarray | None = None
 
     @classmethod
     def allocate(
-        cls, attempt: Attempt, task: str, max_steps: int, image_size: tuple[int, int]
+        cls,
+        attempt: Attempt,
+        task: str,
+        max_steps: int,
+        image_size: tuple[int, int],
+        env_state_dim: int | None = None,
     ) -> EpisodeBuffer:
         h, w = image_size
         return cls(
@@ -49,6 +57,9 @@ class EpisodeBuffer:
             task=task,
             images={k: np.empty((max_steps, h, w, 3), dtype=np.uint8) for k in IMAGE_KEYS},
             state=np.empty((max_steps, 8), dtype=np.float32),
+            env_state=None
+            if env_state_dim is None
+            else np.empty((max_steps, env_state_dim), dtype=np.float32),
             action=np.empty((max_steps, 7), dtype=np.float32),
             outcome={
                 REWARD: np.zeros(max_steps, dtype=np.float32),
@@ -67,6 +78,7 @@ class EpisodeBuffer:
             done=self.outcome[DONE][:n],
             success=self.outcome[SUCCESS][:n],
             task=self.task,
+            env_state=None if self.env_state is None else self.env_state[:n],
         )
 
 
@@ -92,6 +104,7 @@ class ShardRollout:
         image_size: tuple[int, int],
         max_steps: int | None,
         progress: bool = True,
+        env_state_dim: int | None = None,
     ):
         self.scheduler = scheduler
         self.writer = writer
@@ -100,6 +113,7 @@ class ShardRollout:
         self.n = pool.num_envs
         self.image_size = image_size
         self.max_steps = max_steps
+        self.env_state_dim = env_state_dim
         self.current: list[Attempt | None] = list(first)
         self.plan: dict[tuple[int, int], int] = {}
         for s, attempt in enumerate(first):
@@ -158,7 +172,11 @@ class ShardRollout:
                 )
             self.slot_specs[s] = self.spec(attempt)
             self.buffers[s] = EpisodeBuffer.allocate(
-                attempt, self.language(attempt.task_ref), self.episode_limit(s), self.image_size
+                attempt,
+                self.language(attempt.task_ref),
+                self.episode_limit(s),
+                self.image_size,
+                self.env_state_dim,
             )
         seeds = np.array([a.seed if a is not None else 0 for a in self.current], dtype=np.int64)
         self.actor.reset(slots, obs, {**infos, "episode_seed": seeds}, slots=list(self.slot_specs))
@@ -192,6 +210,13 @@ class ShardRollout:
 
     # -- recording --------------------------------------------------------------------------------------
     def _record_obs(self, obs: dict, actions: np.ndarray, rendered: np.ndarray) -> None:
+        env_state = None
+        if self.env_state_dim is not None:
+            if "object_state" not in obs:
+                raise RuntimeError(
+                    "internal error: recording object states needs the pool in 'pixels_state' mode"
+                )
+            env_state = env_state_rows(obs["object_state"], self.env_state_dim)
         for s, buf in enumerate(self.buffers):
             if buf is None:
                 continue
@@ -201,6 +226,8 @@ class ShardRollout:
             for key in IMAGE_KEYS:
                 buf.images[key][t] = obs["pixels"][key[len(OBS_IMAGE_PREFIX) :]][s, ::-1, ::-1]
             buf.state[t] = obs["agent_pos"][s]
+            if buf.env_state is not None:
+                buf.env_state[t] = env_state[s]
             buf.action[t] = actions[s]
 
     def _record_outcome(self, reward: np.ndarray, done: np.ndarray, infos: dict) -> None:

@@ -35,12 +35,18 @@ import pyarrow.parquet as pq
 
 from lerobot_diffrl.data.features import ACTION, DONE, REWARD, SUCCESS, video_keys
 from lerobot_diffrl.data.staging import FRAMES_FILE, AttemptRecord, Staging
-from lerobot_diffrl.envs.lerobot_batch import OBS_STATE
+from lerobot_diffrl.envs.lerobot_batch import OBS_ENV_STATE, OBS_STATE
 from lerobot_diffrl.errors import ConfigError, DatasetError
 
 VCODECS = ("libsvtav1", "h264", "hevc")
-#: Tabular columns a staged episode stores (lerobot adds index/episode_index/task_index when packing).
+#: Tabular columns a staged episode stores (lerobot adds index/episode_index/task_index when packing), plus
+#: ``observation.environment_state`` when the dataset records it.
 TABULAR_KEYS = (OBS_STATE, ACTION, REWARD, DONE, SUCCESS)
+
+
+def tabular_keys(features: dict[str, dict]) -> tuple[str, ...]:
+    """The tabular columns of a dataset with these features (``observation.environment_state`` optional)."""
+    return (OBS_STATE, OBS_ENV_STATE, *TABULAR_KEYS[1:]) if OBS_ENV_STATE in features else TABULAR_KEYS
 
 
 @dataclass
@@ -48,7 +54,8 @@ class EpisodeFrames:
     """One episode in memory, frame t = (observation t, action t, reward/done/success after action t).
 
     ``images`` maps each camera key to (T, H, W, 3) uint8 upright frames; ``state`` is (T, 8), ``action``
-    (T, 7), ``reward``/``done``/``success`` (T,).
+    (T, 7), ``reward``/``done``/``success`` (T,); ``env_state`` (T, D) float32 object states when the dataset
+    records ``observation.environment_state``, else None.
     """
 
     images: dict[str, np.ndarray]
@@ -58,6 +65,7 @@ class EpisodeFrames:
     done: np.ndarray
     success: np.ndarray
     task: str
+    env_state: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.state.shape[0])
@@ -75,6 +83,12 @@ class EpisodeFrames:
             shape = tuple(features[key]["shape"])
             if frames.dtype != np.uint8 or frames.shape != (n, *shape):
                 raise DatasetError(f"{key}: expected uint8 {(n, *shape)}, got {frames.dtype} {frames.shape}")
+        if (self.env_state is None) != (OBS_ENV_STATE not in features):
+            records = "records" if OBS_ENV_STATE in features else "does not record"
+            raise DatasetError(
+                f"the dataset {records} {OBS_ENV_STATE} but the episode "
+                + ("has none" if self.env_state is None else "has one")
+            )
         for key, value in self.tabular().items():
             want = (n, *features[key]["shape"])
             if value.shape != want:
@@ -82,8 +96,10 @@ class EpisodeFrames:
 
     def tabular(self) -> dict[str, np.ndarray]:
         """Tabular columns as lerobot's episode buffer holds them ((T, *shape), scalars as (T, 1))."""
-        return {
-            OBS_STATE: np.asarray(self.state, dtype=np.float32),
+        columns = {OBS_STATE: np.asarray(self.state, dtype=np.float32)}
+        if self.env_state is not None:
+            columns[OBS_ENV_STATE] = np.asarray(self.env_state, dtype=np.float32)
+        return columns | {
             ACTION: np.asarray(self.action, dtype=np.float32),
             REWARD: np.asarray(self.reward, dtype=np.float32).reshape(-1, 1),
             DONE: np.asarray(self.done, dtype=bool).reshape(-1, 1),
@@ -191,7 +207,7 @@ def tabular_stats(frames: EpisodeFrames, features: dict[str, dict]) -> dict[str,
 
     with warnings.catch_warnings():  # lerobot histograms the bool columns as uint8 and says so every episode
         warnings.filterwarnings("ignore", message="Converting input from bool", category=RuntimeWarning)
-        return compute_episode_stats(frames.tabular(), {k: features[k] for k in TABULAR_KEYS})
+        return compute_episode_stats(frames.tabular(), {k: features[k] for k in tabular_keys(features)})
 
 
 def frames_table(frames: EpisodeFrames, fps: int) -> pa.Table:

@@ -13,10 +13,15 @@ TASK0 = "pick up the alphabet soup and place it in the basket"
 
 
 def save_tiny_policy(
-    folder: Path, action_dim: int = 7, image_size: int | None = None, kind: str = "diffrl"
+    folder: Path,
+    action_dim: int = 7,
+    image_size: int | None = None,
+    kind: str = "diffrl",
+    env_state_dim: int | None = None,
 ) -> Path:
     """A small diffrl/gaussrl checkpoint (config, weights, processors with statistics) as lerobot-train saves
-    it. Action statistics span [-0.5, 0.5], so unnormalised actions stay in that range."""
+    it. Action statistics span [-0.5, 0.5], so unnormalised actions stay in that range. ``env_state_dim`` adds
+    an ``observation.environment_state`` input (object state, statistics [-1, 1])."""
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
 
@@ -26,6 +31,8 @@ def save_tiny_policy(
 
     torch.manual_seed(0)
     inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (8,))}
+    if env_state_dim:
+        inputs["observation.environment_state"] = PolicyFeature(FeatureType.ENV, (env_state_dim,))
     if image_size:
         for cam in ("observation.images.image", "observation.images.image2"):
             inputs[cam] = PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size))
@@ -56,6 +63,11 @@ def save_tiny_policy(
         "observation.state": {"min": torch.full((8,), -1.0), "max": torch.full((8,), 1.0)},
         "action": {"min": torch.full((action_dim,), -0.5), "max": torch.full((action_dim,), 0.5)},
     }
+    if env_state_dim:
+        stats["observation.environment_state"] = {
+            "min": torch.full((env_state_dim,), -1.0),
+            "max": torch.full((env_state_dim,), 1.0),
+        }
     pre, post = make_pre_post_processors(config, dataset_stats=stats)
     folder.mkdir(parents=True, exist_ok=True)
     policy.save_pretrained(folder)
