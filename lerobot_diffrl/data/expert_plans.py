@@ -155,6 +155,8 @@ FINGER_REACH = 0.028
 MAX_GRIP = 0.07
 #: Clearance above which a grasp counts as free; below it the freest candidate wins.
 FREE_CLEARANCE = 0.012
+#: Wrist turn (rad) that costs as much as a centimetre of overreach.
+TURN_UNIT = math.pi / 4
 #: Cost of a grasp like one that already failed in the episode (a centimetre of overreach costs 1).
 AVOID_COST = 5.0
 #: Horizontal distance (m) from the robot's base beyond which the Panda's elbow is nearly straight; grasps
@@ -223,15 +225,19 @@ def _pick(candidates: list[tuple[float, float, np.ndarray, float]]) -> tuple[np.
     return point, yaw, clearance
 
 
-def choose_grasp(plan: TaskPlan, object_state: np.ndarray, avoid: tuple[GraspPose, ...] = ()) -> GraspPose:
+def choose_grasp(
+    plan: TaskPlan, object_state: np.ndarray, avoid: tuple[GraspPose, ...] = (), current_yaw: float = 0.0
+) -> GraspPose:
     """Where and how to grasp the subject in its current pose without the hand hitting anything.
 
     Top grasps close across the narrow horizontal side, at mid-height (at most 5 cm up, never so deep that the
     palm touches the top); boxes may be taken off-centre along their long side and with the gripper turned by up
     to ~17 degrees, round objects at any yaw, to keep the 21 cm wide palm off tall neighbours. Rim grasps take
     the bowl wall between the fingers (one inside, one outside) on the freest side, or near a task's override.
-    Grasps within reach of the robot are preferred, and so are grasps unlike those in ``avoid`` (poses that
-    already failed in this episode: the hand was blocked on the way down or closed on nothing).
+    Grasps within reach of the robot are preferred, grasps that need little turning of the wrist from
+    ``current_yaw`` (large turns drive the Panda's wrist into its joint limits), and grasps unlike those in
+    ``avoid`` (poses that already failed in this episode: the hand was blocked on the way down or closed on
+    nothing).
     """
     geo = plan.geometry
     subject = geo.objects[plan.subject]
@@ -247,6 +253,7 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray, avoid: tuple[GraspPos
 
     def extra_cost(point: np.ndarray, yaw: float) -> float:
         cost = max(0.0, float(np.linalg.norm(point[:2] - base)) - COMFORT_REACH) / 0.01
+        cost += abs(_wrap_half_turn(yaw - current_yaw)) / TURN_UNIT
         local = rot.T @ (point - pos)
         for pose in avoid:
             turned = abs(_wrap_half_turn(yaw - pose.yaw))
@@ -261,7 +268,7 @@ def choose_grasp(plan: TaskPlan, object_state: np.ndarray, avoid: tuple[GraspPos
         if plan.grasp.rim_dir is not None:  # the override, or up to 30 degrees off it
             preferred = math.atan2(plan.grasp.rim_dir[1], plan.grasp.rim_dir[0])
             angles = preferred + np.radians([0.0, 15.0, -15.0, 30.0, -30.0])
-        else:  # any side, mildly preferring +y
+        else:  # any side, +y as a tie-breaker
             preferred, angles = math.pi / 2, np.linspace(0, 2 * math.pi, 12, endpoint=False)
         for angle in angles:
             d = np.array([math.cos(angle), math.sin(angle)])

@@ -36,14 +36,16 @@ from lerobot_diffrl.data.expert_plans import (
 from lerobot_diffrl.data.scene_geometry import object_pose, task_geometry, world_box
 from lerobot_diffrl.envs.observations import ROBOT_STATE_SLICES
 from lerobot_diffrl.envs.pool import SlotSpec
-from lerobot_diffrl.errors import ConfigError, UnknownTaskError
+from lerobot_diffrl.errors import ConfigError
 
 #: LIBERO's home end-effector orientation (the OSC controller's ``ee_ori_mat``): pointing down, fingers
 #: closing along world y.
 HOME_ORIENTATION = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
-#: OSC_POSE scales: metres and radians per unit action.
-POS_SCALE, ROT_SCALE = 0.05, 0.5
+#: OSC_POSE's rotation scale: radians per unit action (positions: 0.05 m per unit, folded into the gains).
+ROT_SCALE = 0.5
 GRIPPER_OPEN, GRIPPER_CLOSE = -1.0, 1.0
+#: Largest rotation action (0.3 rad per step): fast wrist turns at long reach swing the arm about.
+MAX_TURN = 0.6
 #: Panda elbow angle (rad) above which the arm is nearly straight: at the edge of its reach, where it cannot
 #: move sideways any more; coming down brings the reach back.
 ELBOW_STRETCHED = -0.7
@@ -60,7 +62,7 @@ PHASE_NAMES = ("approach", "descend", "close", "lift", "transport", "lower", "re
 class Style:
     """Per-episode randomisation: where exactly, how fast and with which pauses the motion runs."""
 
-    gain: float = 10.0  # position action per metre of error
+    gain: float = 10.0  # position action per metre of error (10: half the error per step at 0.05 m/unit)
     speed: float = 0.9  # largest position action component
     hover: float = 0.08  # approach height above the grasp point (m)
     grasp_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
@@ -132,6 +134,12 @@ class _Slot:
 def rotation_z(yaw: float) -> np.ndarray:
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def gripper_yaw(rot: np.ndarray) -> float:
+    """Yaw (rad) of an eef orientation relative to :data:`HOME_ORIENTATION` about world z."""
+    turn = rot @ HOME_ORIENTATION.T
+    return math.atan2(turn[1, 0], turn[0, 0])
 
 
 def rotation_to_axis_angle(rot: np.ndarray) -> np.ndarray:
@@ -261,15 +269,18 @@ class ScriptedExpert:
 
         if s.phase == APPROACH:
             if s.grasp is None:  # a new attempt: choose the grasp for the object's pose now
-                s.grasp = choose_grasp(plan, objects, tuple(s.failed))
+                s.grasp = choose_grasp(plan, objects, tuple(s.failed), gripper_yaw(rot))
                 s.travel_z = self._travel_height(s, objects, eef, self._grasp_point(s, pos, orient))
             grasp = self._grasp_point(s, pos, orient)
             hover = np.array([grasp[0], grasp[1], s.travel_z])
             far = np.linalg.norm(eef[:2] - hover[:2]) > 0.03
             target = np.array([eef[0], eef[1], hover[2]]) if far and eef[2] < hover[2] - 0.03 else hover
             aligned = self._yaw_error(s, rot) < 0.1
-            if (np.linalg.norm(eef - hover) < 0.015 and aligned) or s.t > 120:
+            if np.linalg.norm(eef - hover) < 0.015 and aligned:
                 s.go(DESCEND)
+            elif s.t > 120:  # could not get there (the arm at a limit): another grasp
+                s.failed.append(s.grasp)
+                return self._retry(s, eef, rot)
             return self._command(s, eef, rot, target, GRIPPER_OPEN)
 
         if s.phase == DESCEND:
@@ -407,7 +418,8 @@ class ScriptedExpert:
         peak = float(np.max(np.abs(move)))
         if peak > s.style.speed:
             move *= s.style.speed / peak
-        turn = np.clip(rotation_to_axis_angle(self._desired_rotation(s) @ rot.T) / ROT_SCALE, -1.0, 1.0)
+        turn = rotation_to_axis_angle(self._desired_rotation(s) @ rot.T) / ROT_SCALE
+        turn = np.clip(turn, -MAX_TURN, MAX_TURN)
         return np.concatenate([move, turn, [grip]])
 
 
@@ -418,4 +430,4 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, radius: float, lo: np.ndarra
     return bool(np.min(np.linalg.norm(gap, axis=1)) < radius)
 
 
-__all__ = ["ScriptedExpert", "Style", "UnknownTaskError", "PHASE_NAMES"]
+__all__ = ["PHASE_NAMES", "ScriptedExpert", "Style"]

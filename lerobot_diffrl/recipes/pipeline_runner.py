@@ -119,7 +119,8 @@ def check_prerequisites(layout: RunLayout, cfg: PipelineConfig) -> None:
 
 
 def marker_path(layout: RunLayout, job: Job) -> Path:
-    return layout.markers / f"{job.name}.json"
+    """``stages/<stage>/<job>.json`` (``stages/<stage>.json`` is the stage's own marker)."""
+    return layout.markers / job.stage / f"{job.name.split('/', 1)[-1]}.json"
 
 
 def log_path(layout: RunLayout, job: Job) -> Path:
