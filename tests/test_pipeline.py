@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict
@@ -68,9 +69,9 @@ def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> Non
     demos = LeRobotDataset("local/demos", root=out / "demos" / "libero_object")
     assert demos.num_episodes == 6
     assert sorted(demos.meta.tasks.index) == sorted([TASK0, TASK1])
-    assert demos.meta.features["observation.images.image"]["shape"][:2] == [64, 64]
+    assert tuple(demos.meta.features["observation.images.image"]["shape"][:2]) == (64, 64)
     demo_prov = json.loads((out / "demos" / "libero_object" / "meta" / "provenance.json").read_text())
-    assert demo_prov["actor"]["type"] == "scripted"
+    assert demo_prov["actor"]["kind"] == "scripted"
 
     # 2. BC: a diffrl checkpoint made by lerobot-train on both tasks, with both cameras
     bc = get_policy_class("diffrl").from_pretrained(
@@ -93,8 +94,11 @@ def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> Non
         data.meta.features
     )
     prov = json.loads((out / "dataset" / "meta" / "provenance.json").read_text())
-    assert prov["actor"]["type"] == "diffrl"
-    assert "rl/libero_object/checkpoints" in json.dumps(prov["actor"])
+    assert prov["actor"]["kind"] == "policy" and prov["actor"]["policy_type"] == "diffrl"
+    rl_checkpoints = (out / "rl" / "libero_object" / "checkpoints").resolve()
+    assert Path(prov["actor"]["path"]).resolve().parent.parent == rl_checkpoints
+    bc_last = out / "bc" / "libero_object" / "checkpoints" / "last" / "pretrained_model"
+    assert Path(prov["actor"]["train_config"]["policy_path"]).resolve() == bc_last.resolve()
 
     # 5. report: the generated data side by side with the demos, plots and the dataset card
     report = json.loads((out / "report" / "report.json").read_text())
@@ -199,3 +203,92 @@ def test_a_failing_stage_names_itself_and_its_log_and_marks_nothing_done(tmp_pat
     assert last.startswith("error: stage demos (demos/libero_object) failed with exit status 2: error:")
     assert "image_size" in last and str(out / "logs" / "demos-libero_object.log") in last
     assert not (out / "stages").exists() and not (out / "demos").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: Path) -> None:
+    """SIGKILL to the whole process group in the middle of the demos stage; the next run resumes the generation
+    (``--resume=true``) instead of starting it over, and the stage ends with exactly the target episodes."""
+    import signal
+    import time
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    out = tmp_path / "run"
+    args = [f"--output_dir={out}", "--stages=[demos]", "--demos.episodes_per_task=2"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lerobot_diffrl.scripts.pipeline", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    log = out / "logs" / "demos-libero_object.log"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and "episodes kept:  25%" in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "stages" / "demos.json").exists() and not (out / "demos" / "libero_object").exists()
+
+    again = run_pipeline(*args, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    text = log.read_text(errors="replace")
+    assert text.count("\n$ ") == 2 and "--resume=true" in text.split("\n$ ")[2].splitlines()[0]
+    resumed = text.split("\n$ ")[2]
+    assert re.search(r"resume: (\d attempts already finished|removed \d+ uncommitted leftovers)", resumed)
+    assert LeRobotDataset("local/demos", root=out / "demos" / "libero_object").num_episodes == 4
+
+
+@pytest.mark.slow
+def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task(tmp_path: Path) -> None:
+    """The paper's layout: ``demos.source=dataset`` (here a local LIBERO-layout dataset standing where
+    ``lerobot/libero`` would) and ``bc.per_task=true``: one ``lerobot-train`` per task, on that task's episodes."""
+    from lerobot.policies.factory import get_policy_class
+
+    import lerobot_diffrl.policies  # noqa: F401
+
+    sys.path.insert(0, str(REPO / "tests" / "recipes"))
+    from tiny_models import write_tiny_libero_dataset
+
+    demos = write_tiny_libero_dataset(tmp_path / "human", episodes=4, frames=24)
+    out = tmp_path / "run"
+    bc_args = json.dumps(["--steps=2", "--batch_size=2", "--num_workers=0", *PipelineConfig().bc.args[2:]])
+    args = [
+        f"--output_dir={out}",
+        "--stages=[demos,bc]",
+        "--demos.source=dataset",
+        "--demos.repo_id=local/tiny_libero",
+        f"--demos.root={demos}",
+        "--bc.per_task=true",
+        f"--bc.args={bc_args}",
+    ]
+    proc = run_pipeline(*args, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for task_id, language in ((0, TASK0), (1, TASK1)):
+        bc_dir = out / "bc" / f"libero_object_task{task_id:02d}"
+        policy = get_policy_class("diffrl").from_pretrained(
+            bc_dir / "checkpoints" / "last" / "pretrained_model"
+        )
+        assert language in policy.config.tasks  # the embedding table lists the dataset's tasks
+        train_config = json.loads(
+            (bc_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json").read_text()
+        )
+        assert train_config["dataset"]["episodes"] == [
+            task_id,
+            task_id + 2,
+        ]  # the tiny dataset alternates tasks
+
+    missing = run_pipeline(
+        f"--output_dir={tmp_path / 'run2'}", "--tasks=[libero_object:5]", *args[1:], timeout=300
+    )
+    assert missing.returncode == 2
+    assert (
+        "the demo dataset local/tiny_libero has no episode of: pick up the"
+        in missing.stderr.strip().splitlines()[-1]
+    )

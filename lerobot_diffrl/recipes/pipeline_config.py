@@ -69,6 +69,7 @@ class BCStage:
             "--policy.optimizer_lr=1e-3",
             "--policy.scheduler_warmup_steps=10",
             "--num_workers=0",
+            "--log_freq=20",
         ]
     )
 
@@ -130,10 +131,12 @@ class VLAStage:
     #: Extra ``lerobot-train`` arguments (forwarded by the launcher).
     args: list[str] = field(
         default_factory=lambda: [
-            "--steps=20",
+            "--steps=60",
             "--batch_size=4",
             "--policy.optimizer_lr=1e-3",
-            "--log_freq=5",
+            "--policy.scheduler_warmup_steps=5",
+            "--policy.scheduler_decay_steps=60",
+            "--log_freq=10",
             "--num_workers=0",
         ]
     )

@@ -182,8 +182,22 @@ def _lerobot_train_command(
 
 
 def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
-    if cfg.demos.source == "dataset":
-        return [Job("demos", "demos/dataset", Path(cfg.demos.root or cfg.demos.repo_id), action=lambda: None)]
+    if cfg.demos.source == "dataset":  # nothing to make: check now that every group will find its demos
+        repo_id, root = cfg.demos.repo_id or "", Path(cfg.demos.root) if cfg.demos.root else None
+
+        def check() -> None:
+            from lerobot_diffrl.envs.suites import task_spec
+
+            for group in expert_groups(cfg):
+                group_episodes(repo_id, root, [task_spec(group.suite, t).language for t in group.task_ids])
+
+        def figures() -> dict:
+            from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+            meta = LeRobotDatasetMetadata(repo_id, root=root)
+            return {"episodes": meta.total_episodes, "frames": meta.total_frames, "path": repo_id}
+
+        return [Job("demos", "demos/dataset", layout.markers, action=check, figures=figures)]
     jobs = []
     for suite, ids in cfg.suite_tasks().items():
         out = layout.demos(suite)
