@@ -270,19 +270,17 @@ def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task
     ]
     proc = run_pipeline(*args, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     for task_id, language in ((0, TASK0), (1, TASK1)):
-        bc_dir = out / "bc" / f"libero_object_task{task_id:02d}"
-        policy = get_policy_class("diffrl").from_pretrained(
-            bc_dir / "checkpoints" / "last" / "pretrained_model"
-        )
-        assert language in policy.config.tasks  # the embedding table lists the dataset's tasks
-        train_config = json.loads(
-            (bc_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json").read_text()
-        )
-        assert train_config["dataset"]["episodes"] == [
-            task_id,
-            task_id + 2,
-        ]  # the tiny dataset alternates tasks
+        group = f"libero_object_task{task_id:02d}"
+        demos_of_task = LeRobotDataset("local/x", root=out / "demos" / "per_group" / group)
+        assert demos_of_task.num_episodes == 2 and list(demos_of_task.meta.tasks.index) == [language]
+        bc_dir = out / "bc" / group / "checkpoints" / "last" / "pretrained_model"
+        policy = get_policy_class("diffrl").from_pretrained(bc_dir)
+        assert policy.config.tasks == [language]
+        train_config = json.loads((bc_dir / "train_config.json").read_text())
+        assert Path(train_config["dataset"]["root"]) == out / "demos" / "per_group" / group
 
     missing = run_pipeline(
         f"--output_dir={tmp_path / 'run2'}", "--tasks=[libero_object:5]", *args[1:], timeout=300

@@ -63,6 +63,10 @@ class RunLayout:
     def rl(self, group: Group) -> Path:
         return self.root / "rl" / group.name
 
+    @property
+    def group_demos(self) -> Path:
+        return self.root / "demos" / "per_group"
+
     def generated(self, group: Group) -> Path:
         return self.root / "generated" / group.name
 
@@ -222,10 +226,22 @@ def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     return jobs
 
 
-def _demo_source(cfg: PipelineConfig, layout: RunLayout, group: Group) -> tuple[str, Path | None]:
+def _needs_split(cfg: PipelineConfig) -> bool:
+    """Whether each expert group trains on a part of the demo dataset rather than all of it."""
+    return cfg.demos.source == "dataset" or cfg.bc.per_task
+
+
+def _group_demos(cfg: PipelineConfig, layout: RunLayout, group: Group) -> tuple[str, Path | None]:
+    """The demo dataset (repo id, local root) group ``group``'s expert is trained on."""
+    if _needs_split(cfg):
+        return f"local/{cfg.name}_demos_{group.name}", layout.group_demos / group.name
+    return f"local/{cfg.name}_demos_{group.suite}", layout.demos(group.suite)
+
+
+def _demo_dataset(cfg: PipelineConfig, layout: RunLayout, suite: str) -> tuple[str, Path | None]:
     if cfg.demos.source == "dataset":
         return cfg.demos.repo_id or "", Path(cfg.demos.root) if cfg.demos.root else None
-    return f"local/{cfg.name}_demos_{group.suite}", layout.demos(group.suite)
+    return f"local/{cfg.name}_demos_{suite}", layout.demos(suite)
 
 
 def group_episodes(repo_id: str, root: Path | None, languages: list[str]) -> list[int]:
@@ -249,19 +265,55 @@ def group_episodes(repo_id: str, root: Path | None, languages: list[str]) -> lis
     return episodes
 
 
-def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
+    """One demo dataset per expert group, cut out of the demos with lerobot's ``split_dataset``.
+
+    Why not ``lerobot-train --dataset.episodes=[...]``: in lerobot 0.4.4 the episode-aware sampler that
+    ``lerobot-train`` uses for policies with ``drop_n_last_frames`` (``diffrl``, ``diffusion``) yields absolute frame
+    indices while the dataset holds only the selected episodes, so any selection that is not a prefix fails with
+    ``IndexError: Invalid key``. A real per-group dataset has neither problem and is what a user can inspect.
+    """
     from lerobot_diffrl.envs.suites import task_spec
 
-    jobs = []
+    def split() -> None:
+        from lerobot.datasets.dataset_tools import split_dataset
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        tmp = layout.group_demos.with_name(layout.group_demos.name + ".tmp")
+        _fresh(tmp)
+        for suite in cfg.suite_tasks():
+            repo_id, root = _demo_dataset(cfg, layout, suite)
+            splits = {}
+            for group in (g for g in expert_groups(cfg) if g.suite == suite):
+                languages = [task_spec(group.suite, t).language for t in group.task_ids]
+                splits[group.name] = group_episodes(repo_id, root, languages)
+            source = LeRobotDataset(repo_id, root=root)
+            split_dataset(source, splits, output_dir=tmp)
+        _fresh(layout.group_demos)
+        tmp.rename(layout.group_demos)
+
+    def figures() -> dict:
+        out = {}
+        for group in expert_groups(cfg):
+            info = json.loads((layout.group_demos / group.name / "meta" / "info.json").read_text())
+            out[group.name] = {"episodes": info["total_episodes"], "frames": info["total_frames"]}
+        return out
+
+    return Job("bc", "bc/demos_per_group", layout.group_demos, action=split, figures=figures)
+
+
+def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    jobs = [split_job(cfg, layout)] if _needs_split(cfg) else []
     for group in expert_groups(cfg):
         out = layout.bc(group)
         log = layout.logs / f"bc-{group.name}.log"
 
         def command(group: Group = group, out: Path = out) -> list[str]:
-            repo_id, root = _demo_source(cfg, layout, group)
+            repo_id, root = _group_demos(cfg, layout, group)
             args = [
                 f"--policy.type={cfg.bc.policy_type}",
                 f"--dataset.repo_id={repo_id}",
+                f"--dataset.root={root}",
                 f"--output_dir={out}",
                 f"--job_name={cfg.name}_bc_{group.name}",
                 f"--policy.device={cfg.device}",
@@ -270,12 +322,6 @@ def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
                 "--eval_freq=0",
                 f"--seed={cfg.seed}",
             ]
-            if root is not None:
-                args.append(f"--dataset.root={root}")
-            if cfg.demos.source == "dataset" or cfg.bc.per_task:  # the group's own episodes only
-                languages = [task_spec(group.suite, t).language for t in group.task_ids]
-                episodes = group_episodes(repo_id, root, languages)
-                args.append(f"--dataset.episodes=[{','.join(map(str, episodes))}]")
             return _lerobot_train_command(out, [*args, *cfg.bc.args])
 
         jobs.append(
