@@ -174,9 +174,7 @@ def scripted_demos(
     obs, _ = env.reset()
     bad = rng.random(n_episodes) < bad_aim_fraction
     side = rng.choice([-1.0, 1.0], n_episodes) if two_sided else np.ones(n_episodes)
-    aim = np.where(bad, bad_aim * side, 0.0) + rng.normal(
-        0.0, aim_noise, n_episodes
-    )
+    aim = np.where(bad, bad_aim * side, 0.0) + rng.normal(0.0, aim_noise, n_episodes)
     states, actions = [[] for _ in range(n_episodes)], [[] for _ in range(n_episodes)]
     success, active = np.zeros(n_episodes, dtype=bool), np.ones(n_episodes, dtype=bool)
     while active.any():

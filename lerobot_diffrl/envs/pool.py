@@ -453,7 +453,13 @@ class EnvPool:
             self._restart(w, reason)
             for s in slots:
                 aborted[s] = True
-                reward[s], terminated[s], truncated[s], is_success[s], executed[s] = 0.0, False, True, False, 0
+                reward[s], terminated[s], truncated[s], is_success[s], executed[s] = (
+                    0.0,
+                    False,
+                    True,
+                    False,
+                    0,
+                )
                 task = self.slots[s]
                 final_info[s] = {
                     "is_success": False,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_diffrl.errors import ConfigError, DatasetError
+from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.recipes.pipeline_config import PipelineConfig
 
 PRETRAINED = "pretrained_model"
@@ -112,15 +112,6 @@ def expert_groups(cfg: PipelineConfig) -> list[Group]:
     return groups
 
 
-def command_path(name: str) -> str:
-    """A console script of this environment (next to its Python), else from PATH."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        raise ConfigError(f"{name} not found: install lerobot-diffrl and lerobot in this environment")
-    return found
-
-
 def resolve_file(path: str, what: str) -> Path:
     """A recipe file given relative to the working folder or to this repository's checkout."""
     candidates = [Path(path).expanduser()]
@@ -178,7 +169,7 @@ def _lerobot_train_command(
 ) -> list[str]:
     """``lerobot-train`` (or the VLA launcher), resumed from the last checkpoint when one exists."""
     config = last_checkpoint(output) / "train_config.json"
-    prefix = launcher or [command_path("lerobot-train")]
+    prefix = launcher or [console_script("lerobot-train")]
     if config.is_file():
         return [*prefix, f"--config_path={config}", "--resume=true"]
     _fresh(output)
@@ -208,7 +199,7 @@ def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
         def command(suite: str = suite, ids: list[int] = ids, out: Path = out) -> list[str]:
             cmd = [
-                command_path("lerobot-diffrl-generate"),
+                console_script("lerobot-diffrl-generate"),
                 "--actor.type=scripted",
                 f"--suite={suite}",
                 f"--task_ids={_ids(ids)}",
@@ -346,7 +337,7 @@ def rl_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
         def command(group: Group = group, out: Path = out) -> list[str]:
             cmd = [
-                command_path("lerobot-diffrl-rl"),
+                console_script("lerobot-diffrl-rl"),
                 f"--policy_path={last_checkpoint(layout.bc(group))}",
                 f"--output_dir={out}",
                 f"--env.suites={group.suite}",
@@ -377,7 +368,7 @@ def generate_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
         def command(group: Group = group, out: Path = out) -> list[str]:
             cmd = [
-                command_path("lerobot-diffrl-generate"),
+                console_script("lerobot-diffrl-generate"),
                 f"--actor.type={cfg.bc.policy_type}",
                 f"--actor.path={last_checkpoint(layout.rl(group))}",
                 f"--actor.device={cfg.device}",
@@ -425,7 +416,7 @@ def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
     def command() -> list[str]:
         return [
-            command_path("lerobot-diffrl-report"),
+            console_script("lerobot-diffrl-report"),
             f"--datasets=[{','.join(datasets)}]",
             f"--labels=[{','.join(labels)}]",
             f"--output_dir={layout.report}",
@@ -470,7 +461,7 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
     def command() -> list[str]:
         launcher = [
-            command_path("lerobot-diffrl-train-vla"),
+            console_script("lerobot-diffrl-train-vla"),
             f"--accelerate_config={accelerate}",
             f"--num_processes={cfg.vla.num_processes}",
         ]
@@ -510,7 +501,7 @@ def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
         def command(suite: str = suite, ids: list[int] = ids, out: Path = out) -> list[str]:
             return [
-                command_path("lerobot-diffrl-eval"),
+                console_script("lerobot-diffrl-eval"),
                 f"--policy.path={last_checkpoint(layout.vla_train)}",
                 f"--policy.device={cfg.device}",
                 f"--suites={suite}",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_diffrl.errors import CheckpointError, ConfigError, DiffRLError
+from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.recipes.eval_protocol import (
     DEFAULT_IMAGE_SIZE,
     EvalProtocol,
@@ -68,11 +69,7 @@ class RunSpec:
 
 
 def _lerobot_eval() -> str:
-    local = Path(sys.executable).parent / "lerobot-eval"
-    found = str(local) if local.exists() else shutil.which("lerobot-eval")
-    if not found:
-        raise ConfigError("lerobot-eval not found: install lerobot (pip install 'lerobot[libero]')")
-    return found
+    return console_script("lerobot-eval", "install lerobot (pip install 'lerobot[libero]')")
 
 
 def _default_output_dir(checkpoint: Path) -> Path:

@@ -24,17 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_diffrl.errors import CheckpointError, ConfigError
+from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.scripts.cli import run_cli
 
 LAUNCHER_FLAGS = ("accelerate_config", "num_processes", "dry_run")
 
 
 def _bin(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        raise ConfigError(f"{name} not found on PATH: install lerobot and accelerate in this environment")
-    return found
+    return console_script(name, "install lerobot and accelerate in this environment")
 
 
 def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
