@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lerobot_diffrl.data.dataset_io import PROVENANCE_PATH, read_provenance
+from lerobot_diffrl.data.dataset_io import PROVENANCE_PATH
+from lerobot_diffrl.data.provenance import read_provenance
 from lerobot_diffrl.data.report import DatasetReport, Report, metric_definitions
 from lerobot_diffrl.errors import DatasetError
 

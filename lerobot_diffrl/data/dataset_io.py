@@ -26,12 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lerobot_diffrl.data.provenance import PROVENANCE_FILE, read_provenance
 from lerobot_diffrl.errors import DatasetError
 
 #: Frame-level columns read as a per-episode success flag, first hit wins (``next.success`` is lerobot-eval's).
 SUCCESS_COLUMNS = ("next.success", "success", "is_success")
 #: Where the generation stage records how a dataset was made (see :mod:`lerobot_diffrl.data.card`).
-PROVENANCE_PATH = Path("meta/provenance.json")
+PROVENANCE_PATH = Path(PROVENANCE_FILE)
 #: Number of leading ``observation.state`` dimensions that are the end-effector position.
 EEF_DIMS = 3
 
@@ -77,20 +78,6 @@ class EpisodeSet:
         for ep in self.episodes:
             groups.setdefault(ep.task, []).append(ep)
         return groups
-
-
-def read_provenance(root: Path) -> dict[str, Any] | None:
-    """``<root>/meta/provenance.json`` as a dict, or ``None`` when absent."""
-    path = Path(root) / PROVENANCE_PATH
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _read_info(root: Path) -> dict[str, Any]:

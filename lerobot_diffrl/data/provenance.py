@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lerobot_diffrl.errors import DatasetError
+
 PROVENANCE_FILE = "meta/provenance.json"
 #: Packages whose versions decide what a dataset contains.
 VERSIONED_PACKAGES = (
@@ -151,8 +153,17 @@ def write_provenance(root: Path, provenance: dict[str, Any]) -> Path:
 
 
 def read_provenance(root: Path) -> dict[str, Any] | None:
+    """``<root>/meta/provenance.json`` as a dict, or ``None`` when absent."""
     path = Path(root) / PROVENANCE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
 
 
 def merge_provenance(parts: list[dict[str, Any] | None], episode_offsets: list[int]) -> dict[str, Any]:

@@ -86,11 +86,11 @@ def fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any], sort_keys: bool = True) -> None:
     """Write ``path`` so that readers see the old content or the complete new one, never a torn file."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
+        json.dump(data, f, indent=2, sort_keys=sort_keys)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

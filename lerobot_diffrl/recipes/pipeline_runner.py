@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lerobot_diffrl.data.staging import write_json_atomic
 from lerobot_diffrl.errors import ConfigError, DiffRLError
 from lerobot_diffrl.recipes.pipeline_config import STAGES, PipelineConfig
 from lerobot_diffrl.recipes.pipeline_stages import STAGE_JOBS, Job, RunLayout
@@ -53,14 +53,10 @@ class StageFailed(DiffRLError):
     """A stage's command exited non-zero."""
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Write ``data`` atomically (temporary file in the same folder, then rename)."""
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Markers, recipe and summary: atomic (a killed run never leaves a torn marker), keys in pipeline order."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, sort_keys=False)
 
 
 def recipe_identity(cfg: PipelineConfig) -> dict[str, Any]:
@@ -123,10 +119,6 @@ def marker_path(layout: RunLayout, job: Job) -> Path:
     return layout.markers / job.stage / f"{job.name.split('/', 1)[-1]}.json"
 
 
-def log_path(layout: RunLayout, job: Job) -> Path:
-    return layout.logs / f"{job.name.replace('/', '-')}.log"
-
-
 _LINE_SPLIT = re.compile(r"[\r\n]+")
 
 
@@ -181,7 +173,7 @@ def run_job(job: Job, layout: RunLayout, cfg: PipelineConfig, bar: tqdm) -> dict
     bar.set_postfix_str(job.name, refresh=True)
     if job.command is not None:
         command = job.command()
-        log = log_path(layout, job)
+        log = layout.log(job.name)
         tqdm.write(f"[{job.name}] {shlex.join(command)}\n    log: {log}")
         code = run_command(command, log, bar, _child_env(cfg))
         if code != 0:

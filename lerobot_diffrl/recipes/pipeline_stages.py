@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lerobot_diffrl.data.provenance import read_provenance
 from lerobot_diffrl.errors import ConfigError, DatasetError
 from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.recipes.pipeline_config import PipelineConfig
@@ -93,6 +94,10 @@ class RunLayout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def log(self, job_name: str) -> Path:
+        """Where the output of job ``job_name`` (``<stage>/<group>``) goes."""
+        return self.logs / f"{job_name.replace('/', '-')}.log"
+
     @property
     def markers(self) -> Path:
         return self.root / "stages"
@@ -134,15 +139,17 @@ def _fresh(output: Path) -> None:
 
 
 def _generation_leftovers(output: Path) -> bool:
-    return output.exists() or (output.parent / f".{output.name}.work").exists()
+    from lerobot_diffrl.data.generation import work_dir
+
+    return output.exists() or work_dir(output).exists()
 
 
 def _provenance_figures(root: Path) -> dict:
     info = json.loads((root / "meta" / "info.json").read_text())
     figures = {"episodes": info["total_episodes"], "frames": info["total_frames"], "path": str(root)}
-    provenance = root / "meta" / "provenance.json"
-    if provenance.is_file():
-        per_task = json.loads(provenance.read_text()).get("per_task", {})
+    provenance = read_provenance(root)
+    if provenance is not None:
+        per_task = provenance.get("per_task", {})
         attempts = sum(int(v.get("attempts", 0)) for v in per_task.values())
         successes = sum(int(v.get("successes", 0)) for v in per_task.values())
         if attempts:
@@ -164,6 +171,10 @@ def _last_loss(log: Path) -> float | None:
     return found
 
 
+def _training_figures(train_dir: Path, log: Path) -> dict:
+    return {"checkpoint": str(last_checkpoint(train_dir)), "final_loss": _last_loss(log)}
+
+
 def _lerobot_train_command(
     output: Path, fresh_args: list[str], launcher: list[str] | None = None
 ) -> list[str]:
@@ -178,13 +189,7 @@ def _lerobot_train_command(
 
 def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     if cfg.demos.source == "dataset":  # nothing to make: check now that every group will find its demos
-        repo_id, root = cfg.demos.repo_id or "", Path(cfg.demos.root) if cfg.demos.root else None
-
-        def check() -> None:
-            from lerobot_diffrl.envs.suites import task_spec
-
-            for group in expert_groups(cfg):
-                group_episodes(repo_id, root, [task_spec(group.suite, t).language for t in group.task_ids])
+        repo_id, root = _demo_dataset(cfg, layout, next(iter(cfg.suite_tasks())))
 
         def figures() -> dict:
             from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
@@ -192,7 +197,15 @@ def demo_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             meta = LeRobotDatasetMetadata(repo_id, root=root)
             return {"episodes": meta.total_episodes, "frames": meta.total_frames, "path": repo_id}
 
-        return [Job("demos", "demos/dataset", layout.markers, action=check, figures=figures)]
+        return [
+            Job(
+                "demos",
+                "demos/dataset",
+                layout.markers,
+                action=lambda: episodes_per_group(cfg, layout),
+                figures=figures,
+            )
+        ]
     jobs = []
     for suite, ids in cfg.suite_tasks().items():
         out = layout.demos(suite)
@@ -235,25 +248,30 @@ def _demo_dataset(cfg: PipelineConfig, layout: RunLayout, suite: str) -> tuple[s
     return f"local/{cfg.name}_demos_{suite}", layout.demos(suite)
 
 
-def group_episodes(repo_id: str, root: Path | None, languages: list[str]) -> list[int]:
-    """Episode indices of a demo dataset whose task is one of ``languages`` (LIBERO instructions)."""
+def episodes_per_group(cfg: PipelineConfig, layout: RunLayout) -> dict[str, list[int]]:
+    """Episode indices of each expert group's tasks in its suite's demo dataset (one metadata read per suite)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
-    try:
-        meta = LeRobotDatasetMetadata(repo_id, root=root)
-    except Exception as err:  # noqa: BLE001  (Hub, network and format errors all mean "cannot read it")
-        raise DatasetError(
-            f"cannot read the demo dataset {repo_id}: {str(err).splitlines()[0][:300]}"
-        ) from None
-    wanted = set(languages)
-    episodes = [
-        int(i)
-        for i, tasks in zip(meta.episodes["episode_index"], meta.episodes["tasks"], strict=True)
-        if wanted & set(tasks)
-    ]
-    if not episodes:
-        raise DatasetError(f"the demo dataset {repo_id} has no episode of: {'; '.join(sorted(wanted))}")
-    return episodes
+    from lerobot_diffrl.envs.suites import task_spec
+
+    found: dict[str, list[int]] = {}
+    for suite in cfg.suite_tasks():
+        repo_id, root = _demo_dataset(cfg, layout, suite)
+        try:
+            meta = LeRobotDatasetMetadata(repo_id, root=root)
+        except Exception as err:  # noqa: BLE001  (Hub, network and format errors all mean "cannot read it")
+            raise DatasetError(
+                f"cannot read the demo dataset {repo_id}: {str(err).splitlines()[0][:300]}"
+            ) from None
+        episode_tasks = list(zip(meta.episodes["episode_index"], meta.episodes["tasks"], strict=True))
+        for group in (g for g in expert_groups(cfg) if g.suite == suite):
+            wanted = {task_spec(suite, t).language for t in group.task_ids}
+            found[group.name] = [int(i) for i, tasks in episode_tasks if wanted & set(tasks)]
+            if not found[group.name]:
+                raise DatasetError(
+                    f"the demo dataset {repo_id} has no episode of: {'; '.join(sorted(wanted))}"
+                )
+    return found
 
 
 def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
@@ -264,7 +282,6 @@ def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
     indices while the dataset holds only the selected episodes, so any selection that is not a prefix fails with
     ``IndexError: Invalid key``. A real per-group dataset has neither problem and is what a user can inspect.
     """
-    from lerobot_diffrl.envs.suites import task_spec
 
     def split() -> None:
         from lerobot.datasets.dataset_tools import split_dataset
@@ -272,14 +289,10 @@ def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
 
         tmp = layout.group_demos.with_name(layout.group_demos.name + ".tmp")
         _fresh(tmp)
+        episodes = episodes_per_group(cfg, layout)
         for suite in cfg.suite_tasks():
-            repo_id, root = _demo_dataset(cfg, layout, suite)
-            splits = {}
-            for group in (g for g in expert_groups(cfg) if g.suite == suite):
-                languages = [task_spec(group.suite, t).language for t in group.task_ids]
-                splits[group.name] = group_episodes(repo_id, root, languages)
-            source = LeRobotDataset(repo_id, root=root)
-            split_dataset(source, splits, output_dir=tmp)
+            splits = {g.name: episodes[g.name] for g in expert_groups(cfg) if g.suite == suite}
+            split_dataset(LeRobotDataset(*_demo_dataset(cfg, layout, suite)), splits, output_dir=tmp)
         _fresh(layout.group_demos)
         tmp.rename(layout.group_demos)
 
@@ -296,8 +309,7 @@ def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
 def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     jobs = [split_job(cfg, layout)] if _needs_split(cfg) else []
     for group in expert_groups(cfg):
-        out = layout.bc(group)
-        log = layout.logs / f"bc-{group.name}.log"
+        out, name = layout.bc(group), f"bc/{group.name}"
 
         def command(group: Group = group, out: Path = out) -> list[str]:
             repo_id, root = _group_demos(cfg, layout, group)
@@ -318,13 +330,10 @@ def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
         jobs.append(
             Job(
                 "bc",
-                f"bc/{group.name}",
+                name,
                 out,
                 command=command,
-                figures=lambda o=out, lg=log: {
-                    "checkpoint": str(last_checkpoint(o)),
-                    "final_loss": _last_loss(lg),
-                },
+                figures=lambda o=out, n=name: _training_figures(o, layout.log(n)),
             )
         )
     return jobs
@@ -405,14 +414,13 @@ def generate_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     datasets = [str(layout.dataset)]
     labels = [f"{cfg.bc.policy_type} (generated)"]
-    if cfg.report.compare_with_demos:
+    if cfg.report.compare_with_demos and cfg.demos.source == "scripted":
         for suite in cfg.suite_tasks():
-            if cfg.demos.source == "scripted":
-                datasets.append(str(layout.demos(suite)))
-                labels.append(f"scripted demos ({suite})")
-        if cfg.demos.source == "dataset":
-            datasets.append(cfg.demos.root or cfg.demos.repo_id or "")
-            labels.append("warm-start demos")
+            datasets.append(str(layout.demos(suite)))
+            labels.append(f"scripted demos ({suite})")
+    elif cfg.report.compare_with_demos:
+        datasets.append(cfg.demos.root or cfg.demos.repo_id or "")
+        labels.append("warm-start demos")
 
     def command() -> list[str]:
         return [
@@ -457,7 +465,6 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
         jobs.append(Job("vla", "vla/backbone", backbone, action=build_backbone))
 
     out = layout.vla_train
-    log = layout.logs / "vla-train.log"
 
     def command() -> list[str]:
         launcher = [
@@ -487,7 +494,7 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             "vla/train",
             out,
             command=command,
-            figures=lambda: {"checkpoint": str(last_checkpoint(out)), "final_loss": _last_loss(log)},
+            figures=lambda: _training_figures(out, layout.log("vla/train")),
         )
     )
     return jobs

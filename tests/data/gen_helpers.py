@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +86,24 @@ def cli_env() -> dict[str, str]:
         WANDB_MODE="disabled",
         PYTHONUNBUFFERED="1",
     )
+
+
+def run_lerobot_train(dataset: Path, out: Path, *args: str, steps: int = 2) -> subprocess.CompletedProcess:
+    """Plain ``lerobot-train --policy.type=diffrl`` on a generated dataset for ``steps`` steps, saving at the end;
+    ``args`` are the policy sizes and anything else the test needs."""
+    cmd = [
+        str(BIN / "lerobot-train"),
+        "--policy.type=diffrl",
+        f"--dataset.repo_id=local/{dataset.name}",
+        f"--dataset.root={dataset}",
+        "--policy.push_to_hub=false",
+        f"--steps={steps}",
+        f"--save_freq={steps}",
+        f"--output_dir={out}",
+        "--policy.device=cpu",
+        "--num_workers=0",
+        "--wandb.enable=false",
+        "--eval_freq=0",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=600)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gen_helpers import BIN, TASK0, cli_env, save_tiny_policy
+from gen_helpers import BIN, TASK0, cli_env, run_lerobot_train, save_tiny_policy
 
 from lerobot_diffrl.data.features import dataset_features
 from lerobot_diffrl.data.generation import ActorConfig, GenerateConfig, generate, work_dir
@@ -109,27 +109,16 @@ def test_lerobot_train_trains_diffrl_on_the_generated_dataset(scripted: Path, tm
     import lerobot_diffrl.policies  # noqa: F401  (registers diffrl in this process)
 
     out = tmp_path / "train"
-    cmd = [
-        str(BIN / "lerobot-train"),
-        "--policy.type=diffrl",
-        f"--dataset.repo_id=local/{scripted.name}",
-        f"--dataset.root={scripted}",
-        "--policy.push_to_hub=false",
-        "--steps=2",
+    run = run_lerobot_train(
+        scripted,
+        out,
         "--batch_size=2",
-        f"--output_dir={out}",
-        "--policy.device=cpu",
-        "--save_freq=2",
-        "--num_workers=0",
-        "--wandb.enable=false",
-        "--eval_freq=0",
         "--policy.vision_width=8",
         "--policy.unet_down_dims=[16,32]",
         "--policy.time_embed_dim=16",
         "--policy.image_feature_dim=16",
         "--policy.critic_hidden_dim=32",
-    ]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=600)
+    )
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     policy = get_policy_class("diffrl").from_pretrained(out / "checkpoints" / "000002" / "pretrained_model")
     assert policy.config.tasks == [TASK0]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from gen_helpers import BIN, cli_env, save_tiny_policy
+from gen_helpers import run_lerobot_train, save_tiny_policy
 
 from lerobot_diffrl.data.features import FPS, ROBOT_TYPE, dataset_features
 from lerobot_diffrl.data.generation import (
@@ -158,29 +157,18 @@ def test_state_expert_bc_trains_on_it_and_runs_in_state_rl_mode(recorded: Path, 
     from lerobot_diffrl.rl.policy_io import check_compatible, env_actions, load_policy, policy_inputs
 
     out = tmp_path / "train"
-    cmd = [
-        str(BIN / "lerobot-train"),
-        "--policy.type=diffrl",
+    run = run_lerobot_train(
+        recorded,
+        out,
         "--policy.use_images=false",
-        f"--dataset.repo_id=local/{recorded.name}",
-        f"--dataset.root={recorded}",
-        "--policy.push_to_hub=false",
-        "--steps=2",
         "--batch_size=4",
-        f"--output_dir={out}",
-        "--policy.device=cpu",
-        "--save_freq=2",
-        "--num_workers=0",
-        "--wandb.enable=false",
-        "--eval_freq=0",
         "--policy.horizon=8",
         "--policy.n_action_steps=4",
         "--policy.drop_n_last_frames=2",
         "--policy.unet_down_dims=[16,32]",
         "--policy.time_embed_dim=16",
         "--policy.critic_hidden_dim=32",
-    ]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=600)
+    )
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     ckpt = out / "checkpoints" / "000002" / "pretrained_model"
 

@@ -1,4 +1,4 @@
-"""Pre/post-processor pipelines shared by ``diffrl`` and ``gaussrl``.
+"""Pre/post-processor pipelines shared by ``diffrl``, ``gaussrl`` and ``hfvla``.
 
 Same steps as lerobot's diffusion policy: Rename -> AddBatchDim -> Device -> Normalizer on the way in,
 Unnormalizer -> Device(cpu) on the way out. The ``task`` string travels untouched in the batch (lerobot keeps it
@@ -32,13 +32,25 @@ def make_rl_policy_pre_post_processors(
     PolicyProcessorPipeline[PolicyAction, PolicyAction],
 ]:
     """Build (preprocessor, postprocessor) normalising with ``dataset_stats`` per ``config.normalization_mapping``."""
-    features = {**config.input_features, **config.output_features}
+    return normalizing_processors(config, {**config.input_features, **config.output_features}, dataset_stats)
+
+
+def normalizing_processors(
+    config: PreTrainedConfig,
+    normalized_features: dict[str, Any],
+    dataset_stats: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> tuple[
+    PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
+    PolicyProcessorPipeline[PolicyAction, PolicyAction],
+]:
+    """LeRobot's standard pipelines, normalising ``normalized_features`` on the way in and un-normalising the
+    outputs on the way out. Policies differ only in which inputs they normalise (``hfvla`` skips what it ignores)."""
     input_steps = [
         RenameObservationsProcessorStep(rename_map={}),
         AddBatchDimensionProcessorStep(),
         DeviceProcessorStep(device=config.device),
         NormalizerProcessorStep(
-            features=features, norm_map=config.normalization_mapping, stats=dataset_stats
+            features=normalized_features, norm_map=config.normalization_mapping, stats=dataset_stats
         ),
     ]
     output_steps = [

@@ -13,19 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lerobot.processor import (
-    AddBatchDimensionProcessorStep,
-    DeviceProcessorStep,
-    NormalizerProcessorStep,
-    PolicyAction,
-    PolicyProcessorPipeline,
-    RenameObservationsProcessorStep,
-    UnnormalizerProcessorStep,
-)
-from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
-from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
+from lerobot.processor import PolicyAction, PolicyProcessorPipeline
 
 from lerobot_diffrl.errors import DatasetError
+from lerobot_diffrl.policies.common.processor import normalizing_processors
 from lerobot_diffrl.policies.hfvla.configuration_hfvla import HFVLAConfig
 
 QUANTILE_SCRIPT = "lerobot/datasets/v30/augment_dataset_quantile_stats.py"
@@ -68,26 +59,4 @@ def make_hfvla_pre_post_processors(
             used[key] = config.input_features[key]
     if config.use_state and config.robot_state_feature is not None:
         used["observation.state"] = config.robot_state_feature
-    input_steps = [
-        RenameObservationsProcessorStep(rename_map={}),
-        AddBatchDimensionProcessorStep(),
-        DeviceProcessorStep(device=config.device),
-        NormalizerProcessorStep(features=used, norm_map=config.normalization_mapping, stats=dataset_stats),
-    ]
-    output_steps = [
-        UnnormalizerProcessorStep(
-            features=config.output_features, norm_map=config.normalization_mapping, stats=dataset_stats
-        ),
-        DeviceProcessorStep(device="cpu"),
-    ]
-    return (
-        PolicyProcessorPipeline[dict[str, Any], dict[str, Any]](
-            steps=input_steps, name=POLICY_PREPROCESSOR_DEFAULT_NAME
-        ),
-        PolicyProcessorPipeline[PolicyAction, PolicyAction](
-            steps=output_steps,
-            name=POLICY_POSTPROCESSOR_DEFAULT_NAME,
-            to_transition=policy_action_to_transition,
-            to_output=transition_to_policy_action,
-        ),
-    )
+    return normalizing_processors(config, used, dataset_stats)
