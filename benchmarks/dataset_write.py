@@ -1,4 +1,4 @@
-"""Dataset writing: the project's shard writer against lerobot 0.4.4's add_frame/save_episode loop.
+"""Dataset writing: the project's shard writer against lerobot's own add_frame/save_episode loop.
 
 Both write the same recorded LIBERO frames (the scripted expert on libero_object, both cameras rendered by the
 env pool at ``--size``, upright, as generation records them) into a fresh LeRobotDataset v3 with video, and both
@@ -13,10 +13,8 @@ decoded frames close to the source):
 - ``baseline+threads`` (optional, ``--threaded``): the same loop with lerobot-record's asynchronous PNG writer
   (4 threads per camera).
 
-Both use lerobot's codec settings (libsvtav1, GOP 2, CRF 30, yuv420p). The baseline writes the same columns
-except ``next.reward``/``next.done``/``next.success``: in lerobot 0.4.4 ``add_frame`` cannot write (1,)-shaped
-features under NumPy >= 2.4 (``float()`` of a 1-d array raises), so those three columns are left out of the
-baseline only; the project writer writes them (slightly more work on its side).
+Both use lerobot's codec settings (libsvtav1, GOP 2, CRF 30, yuv420p) and write the same columns, including
+``next.reward``/``next.done``/``next.success``.
 
 Prints a table, then a JSON object as the last line (``project_frames_per_s``, ``baseline_frames_per_s``,
 ``ratio`` and details).
@@ -26,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
@@ -145,9 +144,9 @@ def write_project(episodes: list, root: Path, size: int) -> float:
 def write_baseline(episodes: list, root: Path, size: int, threads: int = 0) -> float:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_diffrl.data.features import FPS, ROBOT_TYPE, SCALAR_KEYS, dataset_features
+    from lerobot_diffrl.data.features import DONE, FPS, REWARD, ROBOT_TYPE, SUCCESS, dataset_features
 
-    features = {k: v for k, v in dataset_features(size).items() if k not in SCALAR_KEYS}
+    features = dataset_features(size)
     start = time.perf_counter()
     ds = LeRobotDataset.create(
         "bench/baseline",
@@ -166,6 +165,9 @@ def write_baseline(episodes: list, root: Path, size: int, threads: int = 0) -> f
                     "observation.images.image2": ep.images["observation.images.image2"][t],
                     "observation.state": ep.state[t],
                     "action": ep.action[t],
+                    REWARD: np.asarray([ep.reward[t]], dtype=np.float32),
+                    DONE: np.asarray([ep.done[t]], dtype=bool),
+                    SUCCESS: np.asarray([ep.success[t]], dtype=bool),
                     "task": ep.task,
                 }
             )
@@ -266,6 +268,7 @@ def main() -> None:
             f"{name:<18}{best[name]:>10.2f}{fps[name]:>11.1f}{fps[name] / fps['baseline']:>12.2f}x{errors[name]:>12.2f}"
         )
     result = {
+        "lerobot_version": importlib.metadata.version("lerobot"),
         "project_frames_per_s": round(fps["project"], 2),
         "baseline_frames_per_s": round(fps["baseline"], 2),
         "ratio": round(fps["project"] / fps["baseline"], 2),

@@ -1,4 +1,4 @@
-"""Env throughput: the project's EnvPool against lerobot 0.4.4's LiberoEnv in a SyncVectorEnv (lerobot-eval's).
+"""Env throughput: the project's EnvPool against lerobot's LiberoEnv in lerobot's own default vector env.
 
 Same suite, task, cameras, resolution and render settings (LIBERO's ``OffScreenRenderEnv`` defaults on both
 sides: the pool's images are identical to lerobot's, see ``tests/envs/test_gym_env.py``). Episodes are
@@ -6,7 +6,9 @@ sides: the pool's images are identical to lerobot's, see ``tests/envs/test_gym_e
 lerobot-eval resets its vector env (``reset(seed=...)``); the pool truncates at the same length and auto-resets,
 so resets count on both sides. Workloads (``--n-envs`` envs):
 
-- ``lerobot``: LiberoEnv x n in SyncVectorEnv, every frame rendered (it cannot do otherwise);
+- ``lerobot``: lerobot's ``libero`` env config, built by ``make_env`` as ``lerobot-eval`` builds it with its
+  defaults (``use_async_envs=True``: lerobot 0.6's lazy AsyncVectorEnv, forkserver workers, hard resets),
+  every frame rendered (it cannot do otherwise);
 - ``record``: pool, pixels, every frame consumed (dataset generation);
 - ``chunked``: pool, pixels, only every ``--chunk``-th observation consumed and rendered (DPPO's executed chunk);
 - ``state``: pool, state mode (no renderer);
@@ -18,6 +20,7 @@ The last line printed is a JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -42,21 +45,18 @@ def bench_lerobot(args: argparse.Namespace) -> dict:
 
     configure_gl_backend()
     prepare_libero()
-    import gymnasium as gym
-    from lerobot.envs.libero import create_libero_envs
+    from lerobot.configs.default import EvalConfig
+    from lerobot.envs.configs import LiberoEnv
+    from lerobot.envs.factory import make_env
 
-    envs = create_libero_envs(
+    cfg = LiberoEnv(
         task=SUITE,
-        n_envs=args.n_envs,
-        gym_kwargs={
-            "task_ids": [args.task_id],
-            "observation_height": args.size,
-            "observation_width": args.size,
-            "obs_type": "pixels_agent_pos",
-        },
-        env_cls=gym.vector.SyncVectorEnv,
+        task_ids=[args.task_id],
+        observation_height=args.size,
+        observation_width=args.size,
         episode_length=args.episode_steps,
     )
+    envs = make_env(cfg, n_envs=args.n_envs, use_async_envs=EvalConfig().use_async_envs)
     vec = envs[SUITE][args.task_id]
     rng = np.random.default_rng(0)
     seed = 0
@@ -70,9 +70,10 @@ def bench_lerobot(args: argparse.Namespace) -> dict:
         vec.reset(seed=list(range(seed, seed + args.n_envs)))
         reset_s = time.perf_counter() - t_reset
     elapsed = time.perf_counter() - start
+    vector_env = type(vec).__name__
     vec.close()
     steps = args.episodes * args.episode_steps * args.n_envs
-    return {"steps_per_s": steps / elapsed, "reset_s": reset_s, "seconds": elapsed}
+    return {"steps_per_s": steps / elapsed, "reset_s": reset_s, "seconds": elapsed, "vector_env": vector_env}
 
 
 def bench_pool(
@@ -138,6 +139,8 @@ def main() -> None:
     base = results["lerobot"]["steps_per_s"]
     summary = {
         "date": time.strftime("%Y-%m-%d"),
+        "lerobot_version": importlib.metadata.version("lerobot"),
+        "lerobot_vector_env": results["lerobot"]["vector_env"],
         "machine": f"{platform.node()} {os.cpu_count()} cores, MUJOCO_GL={os.environ.get('MUJOCO_GL')}",
         "suite": SUITE,
         "task_id": args.task_id,

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -118,7 +119,14 @@ def main() -> None:
         )
     )
     theirs = DiffusionPolicy(
-        DiffusionConfig(input_features=dict(inp), output_features=dict(out), device="cpu")
+        # lerobot's defaults, but a randomly initialised ResNet-18 (0.6 defaults to ImageNet weights, a download;
+        # the architecture and so the timing are the same)
+        DiffusionConfig(
+            input_features=dict(inp),
+            output_features=dict(out),
+            device="cpu",
+            pretrained_backbone_weights=None,
+        )
     )
     ours_params = sum(p.numel() for p in ours.parameters() if p.requires_grad) + sum(
         p.numel() for p in ours.critic.parameters()
@@ -163,6 +171,7 @@ def main() -> None:
             "diffrl_params_m": round(ours_params / 1e6, 2),
             "lerobot_params_m": round(theirs_params / 1e6, 2),
             "threads": args.threads,
+            "lerobot_version": importlib.metadata.version("lerobot"),
             "quick": args.quick,
             "diffrl_sampling": f"DDIM {ours.config.ddim_steps} steps (K'={ours.config.ft_denoising_steps})",
             "lerobot_sampling": f"{theirs.config.noise_scheduler_type} {theirs.config.num_train_timesteps} steps",

@@ -17,6 +17,14 @@ REGISTERING_MODULES: tuple[str, ...] = (
 
 
 def register_all() -> None:
-    """Import every registering module once (idempotent: Python caches modules)."""
+    """Import every registering module once (idempotent: Python caches modules).
+
+    With ``LEROBOT_DIFFRL_SMALL_PI=1`` it also installs the small pi0/pi05 backbones
+    (:mod:`lerobot_diffrl.recipes.pi_backbone`), so that the ``lerobot-train``/``lerobot-eval`` processes this
+    plugin is discovered in can build and load them; unset, lerobot's pi0/pi05 are left untouched.
+    """
     for module in REGISTERING_MODULES:
         importlib.import_module(module)
+    from lerobot_diffrl.recipes.pi_backbone import install_from_env
+
+    install_from_env()

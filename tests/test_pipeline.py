@@ -162,6 +162,68 @@ def test_recipe_files_parse_and_validate(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("vla", "policy_flags", "tiny_flags", "env"),
+    [
+        ({}, ["--config_path=", "smolvla_libero.json"], ["smolvla_base", "--policy.vlm_model_name="], {}),
+        (
+            {"recipe": "recipes/pi0_libero.json"},
+            ["--config_path=", "pi0_libero.json"],
+            ["pi0_base", "--policy.paligemma_variant=diffrl_tiny_vlm"],
+            {"LEROBOT_DIFFRL_SMALL_PI": "1"},
+        ),
+        (
+            {"recipe": "recipes/pi05_libero.json", "policy_type": "pi05"},
+            ["--config_path=", "pi05_libero.json"],
+            ["pi05_base", "--policy.action_expert_variant=diffrl_tiny_expert"],
+            {"LEROBOT_DIFFRL_SMALL_PI": "1"},
+        ),
+        (
+            {"recipe": None, "policy_type": "hfvla"},
+            ["--policy.type=hfvla"],
+            ["--policy.vlm_path=", "smolvlm"],
+            {},
+        ),
+    ],
+)
+def test_vla_stage_builds_the_command_of_the_chosen_vla(vla, policy_flags, tiny_flags, env, tmp_path) -> None:
+    """The VLA stage trains pi0, pi05, smolvla or hfvla (by recipe or ``vla.policy_type``) with a tiny base
+    of the same type; pi0/pi05 training and evaluation get the small-backbone switch."""
+    from dataclasses import replace
+
+    from lerobot_diffrl.recipes.pipeline_stages import RunLayout, eval_jobs, vla_jobs
+
+    cfg = PipelineConfig(output_dir=str(tmp_path / "run"))
+    cfg.vla = replace(cfg.vla, **vla)
+    cfg.validate()
+    layout = RunLayout(tmp_path / "run")
+    backbone, train = vla_jobs(cfg, layout)
+    assert backbone.name == "vla/backbone" and backbone.action is not None
+    command = " ".join(train.command())
+    assert "lerobot-diffrl-train-vla" in command and "--num_processes=2" in command
+    for flag in (*policy_flags, *tiny_flags, f"--dataset.root={layout.dataset}", "--policy.device=cpu"):
+        assert flag in command, (flag, command)
+    assert command.count("--policy.device=") == 1
+    assert train.env == env and all(job.env == env for job in eval_jobs(cfg, layout))
+
+
+def test_vla_stage_refuses_a_type_its_recipe_does_not_train(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from lerobot_diffrl.errors import ConfigError
+    from lerobot_diffrl.recipes.pipeline_stages import RunLayout, vla_jobs
+
+    cfg = PipelineConfig(output_dir=str(tmp_path / "run"))
+    cfg.vla = replace(cfg.vla, recipe="recipes/pi0_libero.json", policy_type="pi05")
+    with pytest.raises(
+        ConfigError, match="vla.policy_type='pi05' but the recipe recipes/pi0_libero.json trains 'pi0'"
+    ):
+        vla_jobs(cfg, RunLayout(tmp_path / "run"))
+    cfg.vla = replace(cfg.vla, recipe=None, policy_type=None)
+    with pytest.raises(ConfigError, match="needs vla.recipe"):
+        cfg.validate()
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--stages=[demos,finetune]"], "unknown stage(s) 'finetune'"),

@@ -294,7 +294,7 @@ def render_dataset_card(
     license: str = "apache-2.0",
 ) -> str:
     """The card text (YAML header + markdown) for the dataset at ``root``; writes nothing."""
-    from lerobot.datasets.utils import create_lerobot_dataset_card
+    from lerobot.datasets.utils import DatasetInfo, create_lerobot_dataset_card
 
     root = Path(root)
     info_path = root / "meta" / "info.json"
@@ -318,7 +318,7 @@ def render_dataset_card(
     )
     card = create_lerobot_dataset_card(
         tags=tags,
-        dataset_info=info,
+        dataset_info=DatasetInfo.from_dict(info),
         license=license,
         repo_id=repo_id,
         dataset_description=description,

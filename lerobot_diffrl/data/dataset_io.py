@@ -193,8 +193,8 @@ def hub_offline() -> bool:
 def open_lerobot_dataset(repo_id: str, root: Path | None, source: str):
     """``LeRobotDataset(repo_id, root)`` without videos, with LeRobot's and the Hub's errors made readable."""
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-    from lerobot.datasets.backward_compatibility import CompatibilityError
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.datasets.utils import CompatibilityError
 
     try:
         return LeRobotDataset(repo_id, root=root, download_videos=False)

@@ -9,8 +9,8 @@ joints; the pool's ``agent_pos``); the 7-d delta ``action`` in [-1, 1]; the lang
 ``next.success`` as ``lerobot-eval`` records it); ``next.success`` is always present, so datasets generated in
 "keep successes" and "keep all" modes share one schema and can be merged.
 
-Default resolution: 256x256, the resolution of ``lerobot/libero`` / ``HuggingFaceVLA/libero`` and of lerobot
-0.4.4's own LIBERO env, so recipes and evaluation settings written for those datasets carry over.
+Default resolution: 256x256, the resolution of ``lerobot/libero`` / ``HuggingFaceVLA/libero``, so recipes and
+evaluation settings written for those datasets carry over.
 
 Optional ``observation.environment_state`` (``lerobot-diffrl-generate --record_env_state=true``): robosuite's
 privileged ``object-state`` vector (per movable object of the scene, in BDDL order: position 3, xyzw

@@ -1,6 +1,6 @@
 """Staged episodes -> one LeRobotDataset v3 directory, in a single pass, written aside and renamed into place.
 
-lerobot 0.4.4 builds a v3 dataset incrementally: each ``save_episode`` rewrites (re-muxes) the growing MP4 of
+lerobot (0.6.1 as 0.4) builds a v3 dataset incrementally: each ``save_episode`` rewrites (re-muxes) the growing MP4 of
 every camera, so writing E episodes copies O(E^2) video data, and ``aggregate_datasets`` does the same per source
 dataset. Here the episodes are already encoded and committed (:mod:`lerobot_diffrl.data.staging`), so each v3
 file is written once: per camera, episode MP4s are joined with lerobot's ``concatenate_video_files`` (stream copy,
@@ -95,13 +95,10 @@ def pack_episodes(
     when complete, so a crash never leaves a half-written dataset there. ``meta_files`` are extra JSON files
     written into ``meta/`` before that rename (the provenance).
     """
+    from lerobot.datasets.feature_utils import get_hf_features_from_features
+    from lerobot.datasets.io_utils import write_info
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-    from lerobot.datasets.utils import (
-        DEFAULT_DATA_PATH,
-        DEFAULT_VIDEO_PATH,
-        get_hf_features_from_features,
-        write_info,
-    )
+    from lerobot.datasets.utils import DEFAULT_DATA_PATH, DEFAULT_VIDEO_PATH
     from lerobot.datasets.video_utils import concatenate_video_files, get_video_duration_in_s
 
     root = Path(root)

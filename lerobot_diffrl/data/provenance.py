@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ def build_provenance(
     """``env_state``: what :func:`env_state_provenance` returns (None: not recorded)."""
     return {
         "generator": "lerobot-diffrl-generate",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "actor": actor,
         "config": config,
         "seed": config.get("seed"),
@@ -183,7 +183,7 @@ def merge_provenance(parts: list[dict[str, Any] | None], episode_offsets: list[i
     first = known[0] if known else {}
     return {
         "generator": "lerobot-diffrl-merge",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "actor": first.get("actor"),
         "config": first.get("config"),
         "seed": first.get("seed"),

@@ -53,8 +53,12 @@ _PUSH_MARKER = Path(".cache/huggingface/lerobot_diffrl_push.json")
 
 
 def is_transient(err: BaseException) -> bool:
-    """Whether ``err`` is a Hub/network error that may succeed on retry (never offline mode or 4xx)."""
-    import requests
+    """Whether ``err`` is a Hub/network error that may succeed on retry (never offline mode or 4xx).
+
+    huggingface_hub 1.x talks httpx: a refused connection or a timeout is an ``httpx.TransportError``
+    (``ConnectError``, ``ReadTimeout``, ...), which is not an ``OSError``.
+    """
+    import httpx
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     if isinstance(err, OfflineModeIsEnabled):
@@ -62,10 +66,10 @@ def is_transient(err: BaseException) -> bool:
     if isinstance(err, HfHubHTTPError):
         status = err.response.status_code if err.response is not None else None
         return status is None or status in TRANSIENT_STATUS or status >= 500
-    return isinstance(err, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
+    return isinstance(err, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
-def with_retries(
+def with_retries[T](
     fn: Callable[[], T],
     *,
     what: str,
@@ -188,6 +192,7 @@ def push_dataset(
     missing. Raises :class:`DatasetError` for an invalid dataset, offline mode, missing credentials, or a Hub
     error that persists after retries.
     """
+    import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RevisionNotFoundError
     from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION
@@ -237,7 +242,7 @@ def push_dataset(
         with_retries(retag, what="tag", attempts=attempts)
     except DatasetError:
         raise
-    except (OSError, ValueError) as err:  # HfHubHTTPError and requests' errors are OSErrors
+    except (OSError, ValueError, httpx.HTTPError) as err:  # HfHubHTTPError is both; httpx transport errors
         raise _hub_error(err, repo_id, root) from None
     logger.info("pushed %d files to https://huggingface.co/datasets/%s", len(files), repo_id)
     return files

@@ -1,6 +1,6 @@
 """The shard's episode writer: frames in memory -> encoded videos + tabular data, committed per episode.
 
-What makes lerobot 0.4.4's ``add_frame``/``save_episode`` loop slow for simulated data (``lerobot#1959``): every
+What makes lerobot's ``add_frame``/``save_episode`` loop (0.6.1 as 0.4) slow for simulated data (``lerobot#1959``): every
 camera frame is PNG-compressed to disk in ``add_frame``, then read back and decoded to be video-encoded in
 ``save_episode``, one episode at a time while the recording loop waits, and every ``save_episode`` re-muxes the
 growing per-camera MP4 to append the new episode. Here an episode arrives complete (the generation loop holds
@@ -12,8 +12,8 @@ its frames in memory), and:
 - codec settings are lerobot's (``libsvtav1``, GOP 2, CRF 30, ``yuv420p``; ``h264``/``hevc`` selectable), so
   the videos decode exactly like ones lerobot writes;
 - per-episode statistics are lerobot's (``compute_episode_stats`` for tabular features; for cameras the same
-  frame sampling, down-scaling and quantile estimator, computed from exact pixel histograms, which is faster and
-  avoids lerobot 0.4.4's ``std = 0`` for uint8 images), from memory;
+  frame sampling, down-scaling and quantile estimator, computed from exact pixel histograms, which is faster),
+  from memory;
 - the episode is committed atomically to the shard's staging area (:mod:`lerobot_diffrl.data.staging`); the
   v3 files are assembled once, at the end, by :mod:`lerobot_diffrl.data.packing`.
 """
@@ -116,14 +116,10 @@ def encode_video(
     parallel scales better on few cores than one wide encoder (measured 402 vs 360 frames/s on 2 cores).
     """
     import av
-    from lerobot.datasets.video_utils import _get_codec_options
+    from lerobot.configs.video import RGBEncoderConfig
 
-    options = _get_codec_options(vcodec)  # lerobot's GOP/CRF/preset, so our files decode like its own
-    if threads is not None:
-        if vcodec == "libsvtav1":
-            options["svtav1-params"] = f"lp={threads}"
-        else:
-            options["threads"] = str(threads)
+    # lerobot's own GOP/CRF/preset for the codec (and its thread option), so our files decode like its own.
+    options = RGBEncoderConfig(vcodec=vcodec).get_codec_options(encoder_threads=threads, as_strings=True)
     height, width = frames.shape[1:3]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(vcodec, fps, options=options)
@@ -160,9 +156,8 @@ def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
 
     Same frame sampling (``sample_indices``) and down-scaling (``auto_downsample_height_width``) as lerobot's
     ``compute_episode_stats``, and the same quantile estimator (5000 bins between min and max, interpolated),
-    but (a) computed from exact 256-value per-channel histograms (OpenCV): ~20x faster than feeding millions of pixels to
-    ``RunningQuantileStats``, and (b) without lerobot 0.4.4's uint8 overflow that squares pixels in uint8 and
-    reports ``std = 0`` for every camera (``lerobot#3682``, fixed upstream after 0.4.4 by ``lerobot#3697``).
+    but computed from exact 256-value per-channel histograms (OpenCV): ~20x faster than feeding millions of
+    pixels to ``RunningQuantileStats``, which matters because the writer computes them while simulators step.
     """
     import cv2
     from lerobot.datasets.compute_stats import DEFAULT_QUANTILES, auto_downsample_height_width, sample_indices

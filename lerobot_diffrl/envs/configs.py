@@ -1,15 +1,16 @@
 """The project's LeRobot env type, ``diffrl_env``: LIBERO through the project's own environment.
 
-Why a new type rather than lerobot's ``libero``: lerobot 0.4.4's ``make_env`` sends every env type whose name
-contains "libero" to its own ``create_libero_envs``, whose LIBERO env ignores the requested image size (always
-256x256), hard-resets twice per episode, never truncates and claims 30 fps. A type name without "libero" takes
-``make_env``'s gym path, which builds ``gym.make(cfg.gym_id, **cfg.gym_kwargs)`` sub-envs: ours.
+Why our own type beside lerobot 0.6's ``libero``: ``diffrl_env`` runs the very simulator code of the project's
+env pool (the one RL and data generation use), so a policy is evaluated on exactly the observations it was trained
+and fine-tuned on. On top of what lerobot's LIBERO env does since 0.6 (requested image size, 20 fps, one reset
+per episode, soft resets), it truncates at the suite's step limit (lerobot's never truncates) and maps
+``lerobot-eval``'s seeds deterministically onto tasks and LIBERO's fixed init states.
 
-Why subclass lerobot's ``LiberoEnv`` config: ``make_env_pre_post_processors`` adds ``LiberoProcessorStep``
-(180-degree image flip, 8-d ``observation.state``) on ``isinstance(cfg, LiberoEnv)``, and the features and
-features map are inherited. Our env emits exactly the raw observation layout lerobot's LIBERO env emits, so after
-that step a policy sees the same keys, shapes and conventions from either env, and policies trained on
-``lerobot/libero``-style datasets and on this project's datasets evaluate on both.
+Why subclass lerobot's ``LiberoEnv`` config: its features, features map and ``get_env_processors()``
+(``LiberoProcessorStep``: 180-degree image flip, 8-d ``observation.state``) are inherited, and our env emits
+exactly the raw observation layout lerobot's LIBERO env emits, so a policy sees the same keys, shapes and
+conventions from either env, and policies trained on ``lerobot/libero``-style datasets and on this project's
+datasets evaluate on both.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ class DiffRLEnvConfig(LiberoEnv):
     ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         """``{suite: {task_id: vec_env}}``, one vector env of ``n_envs`` sub-envs per selected task.
 
-        lerobot >= 0.6 dispatches env creation to this method; 0.4.4 never calls it (its ``make_env`` builds
-        one vector env over all selected tasks through ``gym_kwargs``). Async vector envs use ``forkserver``:
-        our envs create their GL context at the first reset, inside the worker, so any start method is safe,
-        but forkserver also keeps the parent's torch threads out of the workers.
+        ``make_env`` dispatches env creation to this method. As lerobot's own envs, an async vector env is
+        built only for more than one sub-env (``lerobot-eval`` asks for async by default, also at batch size
+        1). Async vector envs use ``forkserver``: our envs create their GL context at the first reset, inside
+        the worker, and forkserver keeps the parent's torch threads out of the workers. Each sub-env factory is
+        :func:`make_gym_env`, pickled by reference, so a fresh worker imports this module (which registers the
+        gym id) before it calls ``gym.make``.
         """
         from lerobot_diffrl.envs.suites import parse_task_ids
         from lerobot_diffrl.errors import ConfigError
@@ -88,8 +91,8 @@ class DiffRLEnvConfig(LiberoEnv):
         out: dict[str, dict[int, gym.vector.VectorEnv]] = {}
         for task_id in parse_task_ids(self.task, self.task_ids):
             kwargs = dict(self.gym_kwargs, task_ids=[task_id])
-            fns = [partial(gym.make, self.gym_id, disable_env_checker=True, **kwargs) for _ in range(n_envs)]
-            if use_async_envs:
+            fns = [partial(make_gym_env, **kwargs) for _ in range(n_envs)]
+            if use_async_envs and n_envs > 1:
                 vec = gym.vector.AsyncVectorEnv(
                     fns, context="forkserver", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
                 )
@@ -97,6 +100,12 @@ class DiffRLEnvConfig(LiberoEnv):
                 vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
             out.setdefault(self.task, {})[task_id] = vec
         return out
+
+
+def make_gym_env(**gym_kwargs: Any) -> gym.Env:
+    """``gym.make`` of the project's LIBERO env, importable by reference in vector-env worker processes."""
+    register_gym_env()
+    return gym.make(GYM_ID, disable_env_checker=True, **gym_kwargs)
 
 
 register_gym_env()

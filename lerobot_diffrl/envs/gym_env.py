@@ -1,10 +1,12 @@
 """``lerobot_diffrl/Libero-v0``: one LIBERO env in-process, for ``lerobot-eval`` (env type ``diffrl_env``).
 
-It emits lerobot 0.4.4's raw LIBERO observation layout (``pixels: {image, image2}`` uint8 HWC unflipped,
-``robot_state: {eef, gripper, joints}``), so ``LiberoProcessorStep`` and every lerobot policy work unchanged,
-but it fixes what lerobot's own env gets wrong for this project: it renders at the requested size, soft-resets
-(30 ms instead of a ~3 s double hard reset), truncates at the suite's limit, reports 20 fps, and creates no GL
-context before the first reset (safe in ``AsyncVectorEnv`` under any start method).
+It emits lerobot's raw LIBERO observation layout (``pixels: {image, image2}`` uint8 HWC unflipped,
+``robot_state: {eef, gripper, joints}``), so ``LiberoProcessorStep`` and every lerobot policy work unchanged.
+It runs the simulator code of the project's env pool, so evaluation sees exactly what RL and generation see,
+and beyond lerobot 0.6's own env (which now also renders at the requested size, runs at 20 fps and resets
+once) it truncates at the suite's limit (lerobot's never truncates), soft-resets with the fixture
+poses seeded, and creates no GL context before the first reset (safe in ``AsyncVectorEnv`` under any start
+method).
 
 Sub-envs of one vector env get identical kwargs and differ only by the seeds ``lerobot-eval`` passes to
 ``reset(seed=...)`` (consecutive integers): the seed picks the task (``seed % n_tasks``) and the init state

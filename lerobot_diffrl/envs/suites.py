@@ -1,6 +1,6 @@
 """Which LIBERO suites and tasks exist, their init states and episode limits.
 
-The maximum episode lengths follow lerobot 0.4.4's ``TASK_SUITE_MAX_STEPS`` (longest human demo of the suite plus
+The maximum episode lengths follow lerobot's ``TASK_SUITE_MAX_STEPS`` (``lerobot.envs.libero``) (longest human demo of the suite plus
 margin), so an episode truncates where ``lerobot-eval`` would stop it and the two evaluations agree.
 """
 

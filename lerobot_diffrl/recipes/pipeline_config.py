@@ -24,6 +24,8 @@ from lerobot_diffrl.errors import ConfigError
 #: The stages, in the order they run. Each consumes the artefact of an earlier one.
 STAGES: tuple[str, ...] = ("demos", "bc", "rl", "generate", "report", "vla", "eval")
 EXPERT_TYPES = ("diffrl", "gaussrl")
+#: The VLAs stage 6 can fine-tune (lerobot's pi0, pi05, smolvla; this package's hfvla).
+VLA_TYPES = ("pi0", "pi05", "smolvla", "hfvla")
 DEMO_SOURCES = ("scripted", "dataset")
 
 
@@ -122,9 +124,14 @@ class VLAStage:
     """Stage 6, VLA fine-tuning on the generated dataset with ``lerobot-diffrl-train-vla`` (accelerate launch)."""
 
     #: A ``lerobot-train`` recipe file (``recipes/<name>.json``; relative paths are looked up in the working
-    #: folder, then in this repository's checkout).
-    recipe: str = "recipes/smolvla_libero.json"
-    #: Build a tiny SmolVLM and SmolVLA base locally instead of downloading the recipe's (offline, CPU).
+    #: folder, then in this repository's checkout); ``null`` to train ``policy_type`` from its defaults (hfvla,
+    #: which has no published recipe).
+    recipe: str | None = "recipes/smolvla_libero.json"
+    #: The VLA: pi0, pi05, smolvla or hfvla. Default: the recipe's ``policy.type``; given both, they must agree.
+    policy_type: str | None = None
+    #: Build a tiny base model of the VLA's type locally instead of downloading the recipe's (offline, CPU):
+    #: a tiny SmolVLM and SmolVLA base (smolvla), a tiny pi0/pi05 base on this package's small backbone (pi0,
+    #: pi05; its commands run with ``LEROBOT_DIFFRL_SMALL_PI=1``), or a tiny SmolVLM as hfvla's ``vlm_path``.
     tiny_backbone: bool = True
     accelerate_config: str = "recipes/accelerate/multi_gpu_ddp.yaml"
     num_processes: int = 2
@@ -228,4 +235,10 @@ class PipelineConfig:
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.vla.policy_type is not None and self.vla.policy_type not in VLA_TYPES:
+            raise ConfigError(
+                f"vla.policy_type must be one of {', '.join(VLA_TYPES)}, got {self.vla.policy_type!r}"
+            )
+        if self.vla.recipe is None and self.vla.policy_type is None:
+            raise ConfigError("the VLA stage needs vla.recipe (a recipes/*.json file) or vla.policy_type")
         self.suite_tasks()

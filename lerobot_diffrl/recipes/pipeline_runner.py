@@ -175,7 +175,7 @@ def run_job(job: Job, layout: RunLayout, cfg: PipelineConfig, bar: tqdm) -> dict
         command = job.command()
         log = layout.log(job.name)
         tqdm.write(f"[{job.name}] {shlex.join(command)}\n    log: {log}")
-        code = run_command(command, log, bar, _child_env(cfg))
+        code = run_command(command, log, bar, {**_child_env(cfg), **job.env})
         if code != 0:
             raise StageFailed(
                 f"stage {job.stage} ({job.name}) failed with exit status {code}: {_last_error(log)} "

@@ -47,6 +47,8 @@ class Job:
     action: Callable[[], None] | None = None
     #: Figures for the summary, read from the job's artefact once it is finished.
     figures: Callable[[], dict] = field(default=lambda: {})
+    #: Environment variables the command needs on top of the pipeline's (e.g. the small pi backbone's switch).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class RunLayout:
@@ -277,10 +279,10 @@ def episodes_per_group(cfg: PipelineConfig, layout: RunLayout) -> dict[str, list
 def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
     """One demo dataset per expert group, cut out of the demos with lerobot's ``split_dataset``.
 
-    Why not ``lerobot-train --dataset.episodes=[...]``: in lerobot 0.4.4 the episode-aware sampler that
-    ``lerobot-train`` uses for policies with ``drop_n_last_frames`` (``diffrl``, ``diffusion``) yields absolute frame
-    indices while the dataset holds only the selected episodes, so any selection that is not a prefix fails with
-    ``IndexError: Invalid key``. A real per-group dataset has neither problem and is what a user can inspect.
+    Why not ``lerobot-train --dataset.episodes=[...]`` (which works since lerobot 0.6 for any selection): with it
+    the expert would normalise with the whole dataset's statistics and embed every task of the dataset, while a
+    per-task expert should see its own task's action and state ranges and only its own task. A real per-group
+    dataset carries its own ``meta/stats.json`` and task list, and is what a user can inspect.
     """
 
     def split() -> None:
@@ -322,7 +324,7 @@ def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
                 f"--policy.device={cfg.device}",
                 "--policy.push_to_hub=false",
                 "--wandb.enable=false",
-                "--eval_freq=0",
+                "--env_eval_freq=0",
                 f"--seed={cfg.seed}",
             ]
             return _lerobot_train_command(out, [*args, *cfg.bc.args])
@@ -440,30 +442,82 @@ def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     return [Job("report", "report", layout.report, command=command, figures=figures)]
 
 
-def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
-    from lerobot_diffrl.recipes.tiny_vla import tiny_smolvla_overrides
+def vla_policy_type(cfg: PipelineConfig) -> str:
+    """The VLA stage's policy type: ``vla.policy_type``, else the recipe's ``policy.type`` (they must agree)."""
+    from lerobot_diffrl.recipes.pipeline_config import VLA_TYPES
 
-    recipe = resolve_file(cfg.vla.recipe, "VLA recipe (vla.recipe)")
-    accelerate = resolve_file(cfg.vla.accelerate_config, "accelerate config (vla.accelerate_config)")
+    recipe_type = None
+    if cfg.vla.recipe is not None:
+        recipe = resolve_file(cfg.vla.recipe, "VLA recipe (vla.recipe)")
+        try:
+            recipe_type = (json.loads(recipe.read_text()).get("policy") or {}).get("type")
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read the VLA recipe {recipe}: {err}") from err
+    chosen = cfg.vla.policy_type or recipe_type
+    if cfg.vla.policy_type and recipe_type and cfg.vla.policy_type != recipe_type:
+        raise ConfigError(
+            f"vla.policy_type={cfg.vla.policy_type!r} but the recipe {cfg.vla.recipe} trains {recipe_type!r}"
+        )
+    if chosen not in VLA_TYPES:
+        raise ConfigError(f"the VLA stage trains one of {', '.join(VLA_TYPES)}; got {chosen!r}")
+    return chosen
+
+
+def vla_env(cfg: PipelineConfig) -> dict[str, str]:
+    """Environment of the VLA's training and evaluation: a tiny pi0/pi05 needs the small-backbone hook."""
+    from lerobot_diffrl.recipes.pi_backbone import ENV_VAR
+
+    if cfg.vla.tiny_backbone and vla_policy_type(cfg) in ("pi0", "pi05"):
+        return {ENV_VAR: "1"}
+    return {}
+
+
+def _tiny_vla(
+    cfg: PipelineConfig, layout: RunLayout, policy_type: str
+) -> tuple[Callable[[], None], list[str]]:
+    """The in-process builder of the tiny base model for ``policy_type`` and the train arguments that use it."""
+    from lerobot_diffrl.recipes import tiny_vla
+
     backbone = layout.vla_backbone
+    repo_id = f"local/{cfg.name}"
+    vlm = backbone / "smolvlm"
+    base = backbone / f"{policy_type}_base"
+
+    def build() -> None:
+        from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+        _fresh(backbone)  # rebuilt whole unless its job finished (the base names the VLM folder by path)
+        meta = LeRobotDatasetMetadata(repo_id, root=layout.dataset)
+        words = sorted({w for task in meta.tasks.index for w in str(task).split()})
+        if policy_type in ("pi0", "pi05"):
+            tiny_vla.build_tiny_pi_base(base, policy_type, layout.dataset, repo_id=repo_id, words=words)
+            return
+        tiny_vla.build_tiny_smolvlm(vlm, words=words)
+        if policy_type == "smolvla":
+            tiny_vla.build_tiny_smolvla_base(base, vlm, layout.dataset, repo_id=repo_id)
+
+    if policy_type in ("pi0", "pi05"):
+        overrides = [f"--policy.pretrained_path={base}", *tiny_vla.tiny_pi_overrides(policy_type)]
+    elif policy_type == "smolvla":
+        overrides = [f"--policy.pretrained_path={base}", *tiny_vla.tiny_smolvla_overrides(vlm)]
+    else:
+        overrides = [f"--policy.vlm_path={vlm}"]
+    return build, [a for a in overrides if not a.startswith("--policy.device")]
+
+
+def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    policy_type = vla_policy_type(cfg)
+    accelerate = resolve_file(cfg.vla.accelerate_config, "accelerate config (vla.accelerate_config)")
+    env = vla_env(cfg)
     jobs = []
+    tiny_args: list[str] = []
     if cfg.vla.tiny_backbone:
-
-        def build_backbone() -> None:
-            from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-            from lerobot_diffrl.recipes.tiny_vla import build_tiny_smolvla_base, build_tiny_smolvlm
-
-            _fresh(backbone)  # rebuilt whole unless its job finished (the base names the VLM folder by path)
-            meta = LeRobotDatasetMetadata(f"local/{cfg.name}", root=layout.dataset)
-            words = sorted({w for task in meta.tasks.index for w in str(task).split()})
-            vlm = build_tiny_smolvlm(backbone / "smolvlm", words=words)
-            build_tiny_smolvla_base(
-                backbone / "smolvla_base", vlm, layout.dataset, repo_id=f"local/{cfg.name}"
-            )
-
-        jobs.append(Job("vla", "vla/backbone", backbone, action=build_backbone))
-
+        build_backbone, tiny_args = _tiny_vla(cfg, layout, policy_type)
+        jobs.append(Job("vla", "vla/backbone", layout.vla_backbone, action=build_backbone))
+    if cfg.vla.recipe is not None:
+        policy_args = [f"--config_path={resolve_file(cfg.vla.recipe, 'VLA recipe (vla.recipe)')}"]
+    else:
+        policy_args = [f"--policy.type={policy_type}", "--policy.push_to_hub=false"]
     out = layout.vla_train
 
     def command() -> list[str]:
@@ -473,19 +527,15 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             f"--num_processes={cfg.vla.num_processes}",
         ]
         args = [
-            f"--config_path={recipe}",
+            *policy_args,
             f"--dataset.repo_id=local/{cfg.name}",
             f"--dataset.root={layout.dataset}",
             f"--output_dir={out}",
             f"--job_name={cfg.name}_vla",
             f"--seed={cfg.seed}",
             f"--policy.device={cfg.device}",
+            *tiny_args,
         ]
-        if cfg.vla.tiny_backbone:
-            args += [f"--policy.pretrained_path={backbone / 'smolvla_base'}"]
-            args += [
-                a for a in tiny_smolvla_overrides(backbone / "smolvlm") if not a.startswith("--policy.device")
-            ]
         return _lerobot_train_command(out, [*args, *cfg.vla.args], launcher=launcher)
 
     jobs.append(
@@ -495,6 +545,7 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             out,
             command=command,
             figures=lambda: _training_figures(out, layout.log("vla/train")),
+            env=env,
         )
     )
     return jobs
@@ -502,6 +553,7 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
 def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     suites = cfg.suite_tasks()
+    env = vla_env(cfg)
     jobs = []
     for suite, ids in suites.items():
         out = layout.eval(suite)
@@ -522,7 +574,7 @@ def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             overall = json.loads((out / "results.json").read_text())["overall"]
             return {k: overall.get(k) for k in ("tasks", "episodes", "successes", "success_rate", "ci95")}
 
-        jobs.append(Job("eval", f"eval/{suite}", out, command=command, figures=figures))
+        jobs.append(Job("eval", f"eval/{suite}", out, command=command, figures=figures, env=env))
     return jobs
 
 

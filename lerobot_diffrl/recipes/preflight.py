@@ -1,14 +1,14 @@
 """Checks run before a VLA training or evaluation starts, so bad input costs seconds and one clear line.
 
-Without them, lerobot 0.4.4 reports the same mistakes late and obscurely: a base model missing offline surfaces
+Without them, lerobot 0.6.1 reports the same mistakes late and obscurely: a base model missing offline surfaces
 as a Hub traceback after the dataset is loaded; a dataset whose state is wider than the model's padding fails
-inside the first forward pass; pi0/pi05 without lerobot's transformers fork fail only after a 3.2-billion-parameter
-model has been allocated. Each check raises a :mod:`lerobot_diffrl.errors` error whose message names the fix.
+inside the first forward pass; pi0/pi05's gated PaliGemma tokenizer, missing offline, fails only after a
+4-billion-parameter model has been allocated. Each check raises a :mod:`lerobot_diffrl.errors` error whose message
+names the fix.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,10 +16,11 @@ from typing import Any
 
 from lerobot_diffrl.errors import CheckpointError, ConfigError, DatasetError
 
-#: Policy types whose lerobot 0.4.4 implementation needs lerobot's transformers fork (the ``pi`` extra).
+#: lerobot's pi policy types, and the tokenizer id their processors hard-code (``processor_pi0.py:141``).
 PI_TYPES = ("pi0", "pi05")
-#: The transformers revision lerobot 0.4.4's ``pi`` extra pins (``pyproject.toml`` of lerobot v0.4.4).
-PI_TRANSFORMERS = "transformers @ git+https://github.com/huggingface/transformers.git@fix/lerobot_openpi"
+PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"
+#: Where ``PolicyProcessorPipeline.save_pretrained`` writes a policy's preprocessor config.
+PREPROCESSOR_FILE = "policy_preprocessor.json"
 #: What the LIBERO env (``diffrl_env`` and lerobot's ``libero``) feeds a policy after ``LiberoProcessorStep``.
 LIBERO_CAMERAS = ("observation.images.image", "observation.images.image2")
 LIBERO_STATE_DIM = 8
@@ -125,26 +126,41 @@ def libero_camera_shape(config: dict[str, Any], checkpoint: Path) -> tuple[int, 
     return int(shape[1]), int(shape[2])
 
 
-def check_pi_transformers(policy_type: str) -> None:
-    """pi0/pi05 in lerobot 0.4.4 need lerobot's transformers fork; fail before building the model if it is absent.
+def pi_tokenizer_name(base: Path | None) -> str:
+    """The tokenizer a pi0/pi05 run will load: the one the base model's saved preprocessor names, else the id
+    lerobot's ``make_pi0_pre_post_processors``/``make_pi05_pre_post_processors`` hard-code."""
+    if base is not None and (base / PREPROCESSOR_FILE).is_file():
+        try:
+            steps = json.loads((base / PREPROCESSOR_FILE).read_text()).get("steps", [])
+        except (OSError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"cannot read {base / PREPROCESSOR_FILE}: {err}") from err
+        for step in steps:
+            name = (step.get("config") or {}).get("tokenizer_name")
+            if step.get("registry_name") == "tokenizer_processor" and name:
+                return str(name)
+    return PALIGEMMA_TOKENIZER
 
-    lerobot 0.4.4's ``PI0Pytorch``/``PI05Pytorch`` call ``transformers.models.siglip.check`` (only the fork has it)
-    after allocating PaliGemma, and their layers call ``GemmaRMSNorm(x, cond=...)`` and
-    ``modeling_gemma._gated_residual`` (adaptive RMSNorm, also fork-only).
-    """
-    if policy_type not in PI_TYPES:
+
+def check_pi(policy: Any, base: Path | None) -> None:
+    """pi0/pi05: the prompt tokenizer must be reachable; lerobot would otherwise fail offline on the (gated)
+    PaliGemma tokenizer with a Hub traceback, after loading the dataset and allocating the model."""
+    if policy.type not in PI_TYPES:
         return
-    if importlib.util.find_spec("transformers") is None:
-        raise ConfigError(f"policy type {policy_type} needs transformers ({PI_TRANSFORMERS})")
-    import transformers
+    name = pi_tokenizer_name(base)
+    path = Path(name).expanduser()
+    if path.is_dir() or not _looks_like_repo_id(name):
+        if not (path / "tokenizer_config.json").is_file():
+            raise CheckpointError(
+                f"{policy.type} tokenizer folder {path} (named by {base}) has no tokenizer_config.json"
+            )
+        return
+    from huggingface_hub import try_to_load_from_cache
 
-    if importlib.util.find_spec("transformers.models.siglip.check") is None:
-        raise ConfigError(
-            f"policy type {policy_type} in lerobot 0.4.4 needs lerobot's transformers fork ({PI_TRANSFORMERS}, "
-            f"the 'pi' extra of lerobot's source tree), but transformers {transformers.__version__} is installed "
-            "(no transformers.models.siglip.check, no adaptive RMSNorm in Gemma). lerobot 0.4.4 declares that "
-            "extra incompatible with 'libero', 'smolvla' and 'peft' (transformers>=4.57.1): train pi0/pi05 in a "
-            "separate environment with the fork, or with lerobot>=0.5 (stock transformers>=5.3)"
+    if hub_offline() and not isinstance(try_to_load_from_cache(name, "tokenizer_config.json"), str):
+        raise CheckpointError(
+            f"{policy.type} tokenizes prompts with {name!r}, which is not in the Hugging Face cache, and "
+            f"HF_HUB_OFFLINE is set: download it first (huggingface-cli download {name}; it is gated: accept its "
+            "licence on the Hub)"
         )
 
 

@@ -55,7 +55,7 @@ class TaskResult:
 
 
 def successes_from_eval_info(info: Mapping[str, Any]) -> list[bool]:
-    """Every episode's success flag in one ``eval_info.json`` (lerobot 0.4.4 layout: ``per_task[*].metrics``)."""
+    """Every episode's success flag in one ``eval_info.json`` (``lerobot-eval``'s layout: ``per_task[*].metrics``)."""
     if "per_task" in info:
         flags: list[bool] = []
         for entry in info["per_task"]:
@@ -71,9 +71,8 @@ def successes_from_eval_info(info: Mapping[str, Any]) -> list[bool]:
 def per_task_from_eval_info(info: Mapping[str, Any]) -> dict[tuple[str, int], list[bool]]:
     """``{(task_group, task_id): successes}`` of an ``eval_info.json``.
 
-    With ``--env.type=libero`` the group is the suite and the id the LIBERO task id; with ``diffrl_env`` (one vector
-    env per run in lerobot 0.4.4) the group is ``"diffrl_env"`` and the id 0, which is why the evaluation command
-    runs one task per ``lerobot-eval`` and records which one.
+    With ``--env.type=libero`` and ``diffrl_env`` alike (their ``create_envs`` build one vector env per task) the
+    group is the suite and the id the LIBERO task id.
     """
     out: dict[tuple[str, int], list[bool]] = {}
     for entry in info.get("per_task", []):

@@ -1,4 +1,4 @@
-"""Tiny, randomly initialised SmolVLA backbones built offline, for the pipeline's embedded default recipe and tests.
+"""Tiny, randomly initialised VLA base models built offline (SmolVLA, pi0, pi05), for the pipeline and tests.
 
 The full-scale VLA stage fine-tunes ``lerobot/smolvla_base`` (SmolVLM2-500M); that needs the Hub and a GPU. The
 tiny recipe runs the same chain on a CPU with no network, so it writes a SmolVLM of a few layers (config, word-level
@@ -6,11 +6,18 @@ tokenizer over the dataset's task words, SmolVLM's image and video processors, r
 model" on top of it, saved like ``lerobot/smolvla_base``. SmolVLA loads its VLM with ``AutoConfig.from_pretrained``
 / ``AutoProcessor.from_pretrained`` / ``AutoTokenizer.from_pretrained``; these folders satisfy exactly that, so
 lerobot builds its real ``SmolVLMWithExpertModel`` from them. Nothing here replaces lerobot code.
+
+pi0/pi05 have no such hook (their sizes and tokenizer id are hard-coded), so their tiny base models use the small
+variants of :mod:`lerobot_diffrl.recipes.pi_backbone` and a word-level tokenizer saved inside the base model folder,
+which the saved preprocessor names instead of ``google/paligemma-3b-pt-224``.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 #: The special tokens SmolVLM's processor and lerobot's SmolVLA read as tokenizer attributes (``<name>_id``).
 IMAGE_TOKENS = {
@@ -135,10 +142,10 @@ def build_tiny_smolvla_base(
     import torch
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-    from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+    from lerobot.utils.feature_utils import dataset_to_policy_features
 
     meta = LeRobotDatasetMetadata(repo_id, root=dataset_root)
     features = dataset_to_policy_features(meta.features)
@@ -159,6 +166,124 @@ def build_tiny_smolvla_base(
     policy = SmolVLAPolicy(cfg)
     pre, post = make_pre_post_processors(cfg, dataset_stats=meta.stats)
     out_dir = Path(out_dir)
+    policy.save_pretrained(out_dir)
+    pre.save_pretrained(out_dir)
+    post.save_pretrained(out_dir)
+    return out_dir
+
+
+#: The pi types this module builds tiny base models for, and the tokenizer id their processors hard-code.
+PI_TYPES = ("pi0", "pi05")
+PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"
+#: Folder of the tiny pi base model that holds its tokenizer (the saved preprocessor points at it).
+PI_TOKENIZER_DIR = "tokenizer"
+#: Prompt length per type: pi0 tokenizes the task; pi05 adds "Task: ..., State: <8 bins>;\nAction: ".
+PI_TOKENIZER_MAX_LENGTH = {"pi0": 16, "pi05": 32}
+#: Words of pi05's prompt template and its discretised state (256 bins written as integers).
+PI05_PROMPT_WORDS = ["Task", "State", "Action", ":", ",", ";", *(str(i) for i in range(256))]
+
+
+def tiny_pi_settings(policy_type: str) -> dict[str, Any]:
+    """The ``PI0Config``/``PI05Config`` fields of a tiny pi model (small variants, 32x32 images, float32, CPU)."""
+    if policy_type not in PI_TYPES:
+        raise ValueError(f"not a pi policy type: {policy_type!r} (expected one of {PI_TYPES})")
+    return {
+        "paligemma_variant": "diffrl_tiny_vlm",
+        "action_expert_variant": "diffrl_tiny_expert",
+        "image_resolution": (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE),
+        "dtype": "float32",
+        "gradient_checkpointing": False,
+        "chunk_size": 4,
+        "n_action_steps": 4,
+        "tokenizer_max_length": PI_TOKENIZER_MAX_LENGTH[policy_type],
+        "device": "cpu",
+    }
+
+
+def tiny_pi_overrides(policy_type: str) -> list[str]:
+    """``--policy.*`` overrides that shrink a pi0/pi05 recipe to the tiny model (the rest stays as published)."""
+    out = []
+    for key, value in tiny_pi_settings(policy_type).items():
+        if isinstance(value, tuple):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        out.append(f"--policy.{key}={value}")
+    return out
+
+
+def build_tiny_pi_tokenizer(out_dir: Path, words: list[str] | None = None) -> Path:
+    """A word-level tokenizer (task words, pi05's prompt words and state bins) within the small VLM vocabulary."""
+    from lerobot_diffrl.recipes.pi_backbone import VARIANTS
+
+    tokenizer = _tiny_tokenizer([*(words or DEFAULT_WORDS), *PI05_PROMPT_WORDS])
+    vocab = VARIANTS["diffrl_tiny_vlm"].vocab_size
+    if len(tokenizer) > vocab:
+        raise ValueError(f"tiny pi tokenizer has {len(tokenizer)} tokens; the small VLM embeds {vocab}")
+    tokenizer.save_pretrained(out_dir)
+    return Path(out_dir)
+
+
+@contextlib.contextmanager
+def _paligemma_tokenizer_at(policy_type: str, tokenizer_dir: Path) -> Iterator[None]:
+    """While building processors, make ``make_<type>_pre_post_processors`` name ``tokenizer_dir`` instead of the
+    hard-coded PaliGemma id (which would need the Hub); the saved pipeline then records the local folder."""
+    import importlib
+
+    module = importlib.import_module(f"lerobot.policies.{policy_type}.processor_{policy_type}")
+    stock = module.TokenizerProcessorStep
+
+    def local_step(**kwargs: Any) -> Any:
+        if kwargs.get("tokenizer_name") != PALIGEMMA_TOKENIZER:
+            from lerobot_diffrl.recipes.pi_backbone import _changed
+
+            raise _changed(f"{module.__name__} no longer asks for the tokenizer {PALIGEMMA_TOKENIZER!r}")
+        return stock(**{**kwargs, "tokenizer_name": str(tokenizer_dir)})
+
+    module.TokenizerProcessorStep = local_step
+    try:
+        yield
+    finally:
+        module.TokenizerProcessorStep = stock
+
+
+def build_tiny_pi_base(
+    out_dir: Path,
+    policy_type: str,
+    dataset_root: Path,
+    repo_id: str = "local/tiny_libero",
+    words: list[str] | None = None,
+) -> Path:
+    """A tiny pi0/pi05 "base model" saved like ``lerobot/pi0_base`` (weights, config, processors) plus its
+    tokenizer, for the recipe's ``policy.pretrained_path``. Features and statistics come from the dataset.
+
+    Installs :mod:`lerobot_diffrl.recipes.pi_backbone` in this process; processes that load the result need it
+    too (``LEROBOT_DIFFRL_SMALL_PI=1``).
+    """
+    import torch
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+    from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
+    from lerobot.utils.feature_utils import dataset_to_policy_features
+
+    from lerobot_diffrl.recipes.pi_backbone import install
+
+    install((policy_type,))
+    out_dir = Path(out_dir).resolve()
+    tokenizer_dir = build_tiny_pi_tokenizer(out_dir / PI_TOKENIZER_DIR, words)
+    meta = LeRobotDatasetMetadata(repo_id, root=dataset_root)
+    features = dataset_to_policy_features(meta.features)
+    cfg = make_policy_config(
+        policy_type,
+        push_to_hub=False,
+        input_features={k: f for k, f in features.items() if f.type is not FeatureType.ACTION},
+        output_features={k: f for k, f in features.items() if f.type is FeatureType.ACTION},
+        **tiny_pi_settings(policy_type),
+    )
+    torch.manual_seed(0)
+    policy = get_policy_class(policy_type)(cfg)
+    with _paligemma_tokenizer_at(policy_type, tokenizer_dir):
+        pre, post = make_pre_post_processors(cfg, dataset_stats=meta.stats)
     policy.save_pretrained(out_dir)
     pre.save_pretrained(out_dir)
     post.save_pretrained(out_dir)

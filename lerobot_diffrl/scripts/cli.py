@@ -19,7 +19,7 @@ INTERRUPTED_EXIT = 130
 ConfigT = TypeVar("ConfigT")
 
 
-def parse_config(config_class: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:
+def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:
     """Parse ``--field=value`` overrides (and ``--config_path=<json|yaml>``) into ``config_class``, LeRobot-style.
 
     Unknown flags exit with status 2 and argparse's usage line; a value that does not decode into its field's

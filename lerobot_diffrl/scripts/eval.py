@@ -3,10 +3,9 @@
     lerobot-diffrl-eval --policy.path=outputs/train/smolvla/checkpoints/last/pretrained_model \\
         --suites=libero_object,libero_spatial --protocol.episodes_per_task=50 --output_dir=outputs/eval/smolvla
 
-It runs ``lerobot-eval --env.type=diffrl_env`` once per (suite, task, seed), because lerobot 0.4.4's gym path
-puts all tasks of a run in one vector env and reports them as one group; one task per run gives per-task results
-and a natural unit of resumption: a run whose ``eval_info.json`` is complete is skipped when the command is started
-again with the same protocol. Runs are written to a temporary folder and renamed when complete. At the end it
+It runs ``lerobot-eval --env.type=diffrl_env`` once per (suite, task, seed): one task per run is the unit of
+resumption, so a run whose ``eval_info.json`` is complete (and reports that very suite and task) is skipped when
+the command is started again with the same protocol. Runs are written to a temporary folder and renamed when complete. At the end it
 writes ``results.json`` and ``results.md`` (per-task and per-suite success with Wilson 95% intervals, protocol
 embedded) and, with ``--update_card=true``, the checkpoint's model card.
 """
@@ -108,7 +107,7 @@ def eval_command(
 
 def finished_successes(run_dir: Path, spec: RunSpec, episodes: int) -> list[bool] | None:
     """The run's success flags if ``run_dir`` holds a complete run of ``spec`` with ``episodes`` episodes."""
-    from lerobot_diffrl.recipes.results import successes_from_eval_info
+    from lerobot_diffrl.recipes.results import per_task_from_eval_info
 
     try:
         record = json.loads((run_dir / RUN_FILE).read_text())
@@ -121,7 +120,7 @@ def finished_successes(run_dir: Path, spec: RunSpec, episodes: int) -> list[bool
         spec.seed,
     ):
         return None
-    flags = successes_from_eval_info(info)
+    flags = per_task_from_eval_info(info).get((spec.suite, spec.task_id), [])
     return flags if len(flags) == episodes else None
 
 

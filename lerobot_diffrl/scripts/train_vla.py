@@ -6,8 +6,9 @@
 Everything except the launcher's own flags is passed unchanged to ``accelerate launch $(which lerobot-train)``, so
 the run is exactly the documented one. Before launching, the recipe is parsed the way lerobot-train parses it and
 checked (see :mod:`lerobot_diffrl.recipes.preflight`): the dataset exists and fits the model, the base model and
-the VLM backbone are reachable (offline: cached), pi0/pi05 have the transformers build they need, the output
-folder is new. A failure is one ``error:`` line, exit status 2, and nothing written. If the training itself fails,
+the VLM backbone (SmolVLA) or the prompt tokenizer (pi0/pi05) are reachable (offline: cached), a small pi backbone
+is installed (``LEROBOT_DIFFRL_SMALL_PI=1``, see :mod:`lerobot_diffrl.recipes.pi_backbone`), the output folder is
+new. A failure is one ``error:`` line, exit status 2, and nothing written. If the training itself fails,
 checkpoint folders it left incomplete are removed (and the output folder, if it holds no complete checkpoint).
 
 Launcher flags: ``--accelerate_config=FILE`` (an accelerate config, e.g. ``recipes/accelerate/*.yaml``),
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lerobot_diffrl.errors import CheckpointError, ConfigError
+from lerobot_diffrl.errors import CheckpointError, ConfigError, DatasetError
 from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.scripts.cli import run_cli
 
@@ -49,6 +50,26 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return own, rest
 
 
+def check_small_pi_installed(args: list[str], config_path: str | None, policy_path: str | None) -> None:
+    """A small pi0/pi05 backbone named on the command line, in the recipe or in a ``--policy.path`` config needs
+    its hook; without it lerobot's config rejects the name and draccus reports only "Couldn't instantiate"."""
+    from lerobot_diffrl.recipes import pi_backbone
+
+    texts = list(args)
+    for path in (
+        Path(config_path) if config_path else None,
+        Path(policy_path) / "config.json" if policy_path else None,
+    ):
+        if path is not None and path.is_file():
+            texts.append(path.read_text())
+    used = [v for v in pi_backbone.VARIANTS if any(v in text for text in texts)]
+    if used and not pi_backbone.installed():
+        raise ConfigError(
+            f"{', '.join(used)} are lerobot_diffrl's small pi0/pi05 backbones, which lerobot does not know: set "
+            f"{pi_backbone.ENV_VAR}=1 to install them (lerobot_diffrl.recipes.pi_backbone)"
+        )
+
+
 def parse_train_config(args: list[str]) -> Any:
     """Build lerobot's ``TrainPipelineConfig`` from the forwarded arguments as ``lerobot-train`` would."""
     import draccus
@@ -65,6 +86,7 @@ def parse_train_config(args: list[str]) -> Any:
 
     config_path = parser.parse_arg("config_path", args)
     policy_path = parser.parse_arg("policy.path", args)
+    check_small_pi_installed(args, config_path, policy_path)
     cli_args = parser.filter_path_args(["policy"], list(args))
     try:
         if config_path:
@@ -90,34 +112,51 @@ def parse_train_config(args: list[str]) -> Any:
     return cfg
 
 
-def preflight(cfg: Any) -> Any:
-    """Every check of :mod:`lerobot_diffrl.recipes.preflight` that applies to ``cfg``; returns the dataset meta."""
-    from lerobot_diffrl.recipes.preflight import (
-        check_dataset,
-        check_dataset_fits_policy,
-        check_pi_transformers,
-        check_vlm,
-        read_policy_config,
-        resolve_pretrained,
-    )
+def _check_base_model(cfg: Any) -> Path | None:
+    """The base model's local folder (``policy.pretrained_path``), checked to be a complete checkpoint of the
+    recipe's type; ``None`` when the recipe trains from scratch or resumes."""
+    from lerobot_diffrl.recipes.preflight import hub_offline, read_policy_config, resolve_pretrained
 
     policy = cfg.policy
-    check_pi_transformers(policy.type)
-    if policy.pretrained_path and not cfg.resume:
-        base = resolve_pretrained(policy.pretrained_path, "base model (policy.pretrained_path)")
-        base_type = read_policy_config(base).get("type")
-        if base_type != policy.type:
-            raise CheckpointError(
-                f"base model {policy.pretrained_path} is a {base_type!r} checkpoint but the recipe trains "
-                f"{policy.type!r}"
-            )
-        if base.is_dir() and not (base / "model.safetensors").is_file():
-            from lerobot_diffrl.recipes.preflight import hub_offline
+    if not policy.pretrained_path or cfg.resume:
+        return None
+    base = resolve_pretrained(policy.pretrained_path, "base model (policy.pretrained_path)")
+    base_type = read_policy_config(base).get("type")
+    if base_type != policy.type:
+        raise CheckpointError(
+            f"base model {policy.pretrained_path} is a {base_type!r} checkpoint but the recipe trains "
+            f"{policy.type!r}"
+        )
+    if base.is_dir() and not (base / "model.safetensors").is_file():
+        if Path(str(policy.pretrained_path)).expanduser().is_dir() or hub_offline():
+            raise CheckpointError(f"base model {policy.pretrained_path} has no model.safetensors in {base}")
+    return base
 
-            if Path(str(policy.pretrained_path)).expanduser().is_dir() or hub_offline():
-                raise CheckpointError(
-                    f"base model {policy.pretrained_path} has no model.safetensors in {base}"
-                )
+
+def _check_quantile_stats(policy: Any, meta: Any, name: str) -> None:
+    """pi05 (and any QUANTILES mapping) needs q01/q99 statistics, which lerobot >= 0.6 computes."""
+    quantile_keys = [
+        key
+        for kind, key in (("STATE", "observation.state"), ("ACTION", "action"))
+        if getattr(policy.normalization_mapping.get(kind), "value", None) == "QUANTILES" and key in meta.stats
+    ]
+    missing = [k for k in quantile_keys if "q01" not in meta.stats[k] or "q99" not in meta.stats[k]]
+    if missing:
+        raise DatasetError(
+            f"{policy.type} normalizes {', '.join(missing)} by quantiles but dataset {name} has no q01/q99 stats: "
+            "recompute them (lerobot's augment_dataset_quantile_stats.py) or pass "
+            '--policy.normalization_mapping=\'{"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}\''
+        )
+
+
+def preflight(cfg: Any) -> Any:
+    """Every check of :mod:`lerobot_diffrl.recipes.preflight` that applies to ``cfg``; returns the dataset meta."""
+    from lerobot_diffrl.recipes.preflight import check_dataset, check_dataset_fits_policy, check_pi, check_vlm
+
+    policy = cfg.policy
+    base = _check_base_model(cfg)
+    if not cfg.resume:  # a resumed run loads its checkpoint's own processors (and tokenizer name)
+        check_pi(policy, base)
     if policy.type == "smolvla":
         check_vlm(policy.vlm_model_name)
     if not cfg.dataset.repo_id:
@@ -129,20 +168,7 @@ def preflight(cfg: Any) -> Any:
         bad = [e for e in cfg.dataset.episodes if not 0 <= e < meta.total_episodes]
         if bad:
             raise ConfigError(f"dataset.episodes {bad[:5]} are not in {name} (0..{meta.total_episodes - 1})")
-    quantile_keys = [
-        key
-        for kind, key in (("STATE", "observation.state"), ("ACTION", "action"))
-        if getattr(policy.normalization_mapping.get(kind), "value", None) == "QUANTILES" and key in meta.stats
-    ]
-    missing = [k for k in quantile_keys if "q01" not in meta.stats[k] or "q99" not in meta.stats[k]]
-    if missing:
-        from lerobot_diffrl.errors import DatasetError
-
-        raise DatasetError(
-            f"{policy.type} normalizes {', '.join(missing)} by quantiles but dataset {name} has no q01/q99 stats: "
-            "recompute them (lerobot's augment_dataset_quantile_stats.py) or pass "
-            '--policy.normalization_mapping=\'{"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}\''
-        )
+    _check_quantile_stats(policy, meta, name)
     if not cfg.resume and cfg.output_dir is not None and Path(cfg.output_dir).exists():
         raise ConfigError(
             f"output folder {cfg.output_dir} exists: choose a new --output_dir or pass --resume=true"
@@ -163,12 +189,6 @@ def check_accelerate_config(path: str) -> Any:
         config = load_config_from_file(path)
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"invalid accelerate config {path}: {err}") from None
-    if getattr(config.distributed_type, "value", config.distributed_type) == "FSDP":
-        print(
-            "warning: lerobot-train 0.4.4 writes checkpoints from the main process with unwrap_model(), which does "
-            "not gather FSDP-sharded weights; see recipes/README.md (FSDP) before relying on these checkpoints",
-            file=sys.stderr,
-        )
     return config
 
 

@@ -103,7 +103,7 @@ def run_lerobot_train(dataset: Path, out: Path, *args: str, steps: int = 2) -> s
         "--policy.device=cpu",
         "--num_workers=0",
         "--wandb.enable=false",
-        "--eval_freq=0",
+        "--env_eval_freq=0",
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=600)

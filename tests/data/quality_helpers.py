@@ -71,6 +71,7 @@ def make_dataset(
     Returns the root; with ``finalize=False`` the still-open ``LeRobotDataset`` instead (keep it referenced:
     its destructor closes the writers).
     """
+    from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     features = {
@@ -84,7 +85,7 @@ def make_dataset(
         root=root,
         robot_type="panda",
         use_videos=videos,
-        vcodec="h264",
+        rgb_encoder=RGBEncoderConfig(vcodec="h264"),
     )
     for e, (task, actions, states) in enumerate(episodes):
         ok = True if success is None else success[e]

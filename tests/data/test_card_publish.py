@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
-import requests
 from huggingface_hub import DatasetCard
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from quality_helpers import TASKS, line_episode, make_dataset, smooth_and_noisy
@@ -310,7 +310,7 @@ def test_push_with_the_hub_unreachable_fails_with_one_error_line(built, tmp_path
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert line.startswith(f"error: cannot reach the Hugging Face Hub to push '{REPO_ID}' (ConnectionError: ")
+    assert line.startswith(f"error: cannot reach the Hugging Face Hub to push '{REPO_ID}' (ConnectError: ")
     assert line.endswith(
         "check the network, then run the same command again: the upload resumes where it stopped"
     )
@@ -318,10 +318,9 @@ def test_push_with_the_hub_unreachable_fails_with_one_error_line(built, tmp_path
 
 
 def http_error(status: int) -> HfHubHTTPError:
-    response = requests.Response()
-    response.status_code = status
-    response.url = "https://huggingface.co/api/repos/create"
-    return HfHubHTTPError(f"{status} Server Error for url: {response.url}", response=response)
+    url = "https://huggingface.co/api/repos/create"
+    response = httpx.Response(status, request=httpx.Request("POST", url))
+    return HfHubHTTPError(f"{status} Server Error for url: {url}", response=response)
 
 
 def test_retry_recovers_from_two_server_errors():
@@ -342,9 +341,9 @@ def test_retry_gives_up_after_the_bounded_number_of_attempts():
 
     def down() -> None:
         calls.append(1)
-        raise requests.ConnectionError("connection reset")
+        raise httpx.ConnectError("connection reset")  # what huggingface_hub 1.x raises offline
 
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(httpx.ConnectError):
         with_retries(down, what="upload", attempts=4, base_delay_s=10, max_delay_s=15, sleep=delays.append)
     assert len(calls) == 4 and delays == [10, 15, 15]
 

@@ -34,6 +34,7 @@ def _tiny_diffusion_checkpoint(out: Path) -> Path:
         diffusion_step_embed_dim=32,
         spatial_softmax_num_keypoints=8,
         num_inference_steps=2,
+        pretrained_backbone_weights=None,  # lerobot 0.6 defaults to ImageNet weights: a download
         device="cpu",
         push_to_hub=False,
     )
@@ -56,7 +57,10 @@ def _tiny_diffusion_checkpoint(out: Path) -> Path:
     return out
 
 
-def test_lerobot_eval_runs_diffrl_env_at_128(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_lerobot_eval_runs_diffrl_env_at_128(tmp_path: Path, batch_size: int) -> None:
+    """0.6's lerobot-eval defaults (async vector envs): batch 1 is downgraded to a sync env, batch 2 runs its
+    sub-envs in forkserver workers, which must find the gym id without the parent's imports."""
     ckpt = _tiny_diffusion_checkpoint(tmp_path / "policy")
     out_dir = tmp_path / "eval"
     cmd = [
@@ -66,8 +70,8 @@ def test_lerobot_eval_runs_diffrl_env_at_128(tmp_path: Path) -> None:
         "--env.task=libero_object",
         "--env.task_ids=[0]",
         "--env.episode_length=10",
-        "--eval.batch_size=1",
-        "--eval.n_episodes=1",
+        f"--eval.batch_size={batch_size}",
+        f"--eval.n_episodes={batch_size}",
         "--policy.device=cpu",
         f"--output_dir={out_dir}",
     ]
@@ -75,9 +79,10 @@ def test_lerobot_eval_runs_diffrl_env_at_128(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     info = json.loads((out_dir / "eval_info.json").read_text())
-    assert "pc_success" in info["overall"] and info["overall"]["n_episodes"] == 1
+    assert "pc_success" in info["overall"] and info["overall"]["n_episodes"] == batch_size
     metrics = info["per_task"][0]["metrics"]
-    assert metrics["successes"] == [False]  # a random policy does not solve the task in 10 steps
+    assert info["per_task"][0]["task_group"] == "libero_object"
+    assert metrics["successes"] == [False] * batch_size  # a random policy does not solve the task in 10 steps
     # lerobot-eval keeps no episode length in eval_info.json; its video holds one frame per step up to the
     # first done, so 10 frames at 20 fps at 128x128 says the episode truncated at episode_length=10.
     video = metrics["video_paths"][0]

@@ -102,7 +102,7 @@ def test_lerobot_train_runs_and_checkpoint_loads(tmp_path: Path, policy_type: st
         "--log_freq=1",
         "--num_workers=0",
         "--wandb.enable=false",
-        "--eval_freq=0",
+        "--env_eval_freq=0",
         *extra,
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
@@ -128,7 +128,9 @@ def test_lerobot_train_runs_and_checkpoint_loads(tmp_path: Path, policy_type: st
 
 @pytest.mark.slow
 def test_lerobot_eval_runs_a_trained_checkpoint_on_the_project_env(tmp_path: Path) -> None:
-    """lerobot-train a tiny diffrl at the env's 128x128 resolution, then lerobot-eval one short LIBERO episode."""
+    """lerobot-train a tiny diffrl at the env's 128x128 resolution with lerobot-train's periodic evaluation on
+    ``diffrl_env`` (0.6's defaults: async vector envs, here with 2 envs in worker processes), then lerobot-eval
+    one short LIBERO episode (batch size 1: lerobot downgrades async to a sync env)."""
     pytest.importorskip("lerobot_diffrl.envs.configs")
     import json
 
@@ -149,7 +151,13 @@ def test_lerobot_eval_runs_a_trained_checkpoint_on_the_project_env(tmp_path: Pat
             "--save_freq=1",
             "--num_workers=0",
             "--wandb.enable=false",
-            "--eval_freq=0",
+            "--env.type=diffrl_env",
+            "--env.task=libero_object",
+            "--env.task_ids=[0]",
+            "--env.episode_length=8",
+            "--env_eval_freq=1",
+            "--eval.batch_size=2",
+            "--eval.n_episodes=2",
             *SMALL_ARGS,
         ],
         capture_output=True,
@@ -158,6 +166,12 @@ def test_lerobot_eval_runs_a_trained_checkpoint_on_the_project_env(tmp_path: Pat
         timeout=600,
     )
     assert train.returncode == 0, train.stderr[-3000:]
+    train_log = train.stdout + train.stderr
+    assert "Eval policy at step 1" in train_log, train_log[-3000:]
+    # the periodic evaluation: 2 episodes of libero_object task 0 in worker processes, with videos
+    [overall] = [ln for ln in train_log.splitlines() if "Suite overall aggregated" in ln]
+    assert "'n_episodes': 2" in overall, overall
+    assert list((train_dir / "eval").glob("videos_step_*/**/*.mp4"))
     ckpt = train_dir / "checkpoints" / "000001" / "pretrained_model"
     eval_dir = tmp_path / "eval"
     run = subprocess.run(
@@ -216,7 +230,7 @@ def test_accelerate_launch_trains_diffrl_with_two_processes(tmp_path: Path) -> N
         "--log_freq=1",
         "--num_workers=0",
         "--wandb.enable=false",
-        "--eval_freq=0",
+        "--env_eval_freq=0",
         *SMALL_ARGS,
     ]
     env = dict(_env(), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

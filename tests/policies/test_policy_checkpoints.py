@@ -80,8 +80,14 @@ def test_model_card_written_offline(tmp_path: Path) -> None:
     assert "FiLM-conditioned 1-D temporal U-Net" in card and "ResNet-18" in card
     assert "| success_rate | 0.875 |" in card
     assert "'pick', 'place'" in card
-    # The push path (push_model_to_hub) uses the same function.
-    pushed = policy.generate_model_card("other/data", "diffrl", None, ["x"])
+    # The push path (push_model_to_hub) uses the same function, called as lerobot 0.6 calls it.
+    import inspect
+
+    from lerobot.policies.pretrained import PreTrainedPolicy
+
+    theirs = inspect.signature(PreTrainedPolicy.generate_model_card).parameters
+    assert list(inspect.signature(type(policy).generate_model_card).parameters) == list(theirs)
+    pushed = policy.generate_model_card("other/data", "diffrl", None, ["x"], cfg=None, dataset_meta=None)
     assert "`other/data`" in str(pushed) and "- x" in str(pushed)
     gauss = make_policy("gaussrl", image_size=None)
     text = str(gauss.generate_model_card(None, "gaussrl", None, None))

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiny_models import tiny_smolvla_overrides
+from tiny_models import tiny_pi_overrides, tiny_smolvla_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_STEPS = 40
@@ -28,14 +28,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def run_module(
-    module: str, args: list[str], timeout: int = 600, cwd: Path = REPO
+    module: str, args: list[str], timeout: int = 600, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` as a user would run the console script, output captured."""
+    """``python -m <module> args`` as a user would run the console script, output captured; ``env`` adds
+    variables (e.g. ``LEROBOT_DIFFRL_SMALL_PI=1`` for the tiny pi models)."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
-        env=subprocess_env(),
+        env=subprocess_env(**(env or {})),
         timeout=timeout,
         cwd=cwd,
     )
@@ -46,6 +47,16 @@ class TinyAssets:
     vlm: Path
     dataset: Path
     base: Path
+    repo_id: str = "local/tiny_libero"
+
+
+@dataclass(frozen=True)
+class PiAssets:
+    """A tiny pi0 or pi05 base model built on the shared tiny dataset."""
+
+    policy_type: str
+    base: Path
+    dataset: Path
     repo_id: str = "local/tiny_libero"
 
 
@@ -72,6 +83,24 @@ def recipe_args(assets: TinyAssets, output_dir: Path, steps: int = TRAIN_STEPS) 
         f"--dataset.root={assets.dataset}",
         f"--policy.pretrained_path={assets.base}",
         *tiny_smolvla_overrides(assets.vlm),
+        "--policy.optimizer_lr=1e-3",
+        "--batch_size=4",
+        f"--steps={steps}",
+        f"--save_freq={steps}",
+        "--log_freq=1",
+        "--num_workers=0",
+        f"--output_dir={output_dir}",
+    ]
+
+
+def pi_recipe_args(assets: PiAssets, output_dir: Path, steps: int = TRAIN_STEPS) -> list[str]:
+    """The published pi0/pi05 recipe, pointed at the tiny data and base model and shortened to ``steps``."""
+    return [
+        f"--config_path={REPO / 'recipes' / f'{assets.policy_type}_libero.json'}",
+        f"--dataset.repo_id={assets.repo_id}",
+        f"--dataset.root={assets.dataset}",
+        f"--policy.pretrained_path={assets.base}",
+        *tiny_pi_overrides(assets.policy_type),
         "--policy.optimizer_lr=1e-3",
         "--batch_size=4",
         f"--steps={steps}",

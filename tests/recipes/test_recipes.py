@@ -1,4 +1,4 @@
-"""The recipe files: they parse as lerobot 0.4.4 ``TrainPipelineConfig``s, set only fields lerobot's pi0/pi05/
+"""The recipe files: they parse as lerobot 0.6.1 ``TrainPipelineConfig``s, set only fields lerobot's pi0/pi05/
 smolvla configs have, reproduce the published schedules, are documented with sources, and the accelerate configs
 load with accelerate's own classes."""
 
@@ -50,7 +50,7 @@ def test_recipe_parses_with_lerobots_train_config_and_sets_only_existing_fields(
         got = list(got) if isinstance(got, tuple) else got
         assert (str(got) if key == "pretrained_path" else got) == value, key
     assert (
-        cfg.eval_freq == 0 and cfg.env is None
+        cfg.env_eval_freq == 0 and cfg.env is None
     )  # evaluation is lerobot-diffrl-eval's job, not the trainer's
     assert cfg.policy.push_to_hub is False
 
@@ -93,7 +93,7 @@ def test_published_hyper_parameters() -> None:
         "STATE": "QUANTILES",
         "ACTION": "QUANTILES",
     }
-    # SmolVLA: lerobot 0.4.4 presets, batch 64 (smolvla docs), 100k steps (LIBERO docs), expert-only training.
+    # SmolVLA: lerobot 0.6.1 presets (unchanged from 0.4.4), batch 64 (smolvla docs), 100k steps (LIBERO docs), expert-only training.
     assert (smolvla.batch_size, smolvla.steps, smolvla.policy.optimizer_lr) == (64, 100000, 1e-4)
     assert smolvla.policy.train_expert_only and smolvla.policy.freeze_vision_encoder
 

@@ -1,6 +1,6 @@
 """Tiny data and models for the recipe tests, built offline.
 
-The tiny SmolVLM / SmolVLA builders are the package's own (:mod:`lerobot_diffrl.recipes.tiny_vla`, also used by the
+The tiny SmolVLM / SmolVLA / pi0 / pi05 builders are the package's own (:mod:`lerobot_diffrl.recipes.tiny_vla`, also used by the
 pipeline's embedded recipe); this module adds a small LIBERO-layout dataset with learnable actions.
 """
 
@@ -10,8 +10,10 @@ from pathlib import Path
 
 from lerobot_diffrl.recipes.tiny_vla import (  # noqa: F401  (re-exported for the tests)
     TINY_IMAGE_SIZE,
+    build_tiny_pi_base,
     build_tiny_smolvla_base,
     build_tiny_smolvlm,
+    tiny_pi_overrides,
     tiny_smolvla_overrides,
 )
 

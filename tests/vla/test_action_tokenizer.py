@@ -41,9 +41,12 @@ def test_bins_order_and_clipping():
 def test_quantile_normalisation_round_trip_through_lerobot_steps():
     """lerobot's QUANTILES Normalizer + bins + Unnormalizer recover actions within half a bin in dataset units."""
     from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
-    from lerobot.processor import NormalizerProcessorStep, UnnormalizerProcessorStep
-    from lerobot.processor.converters import create_transition
-    from lerobot.processor.core import TransitionKey
+    from lerobot.processor import (
+        NormalizerProcessorStep,
+        TransitionKey,
+        UnnormalizerProcessorStep,
+        create_transition,
+    )
 
     q01 = torch.tensor([-0.5, 0.0, -2.0, 1.0, -1.0, -0.1, -1.0])
     q99 = torch.tensor([0.5, 3.0, 2.0, 1.5, 1.0, 0.1, 1.0])

@@ -251,7 +251,7 @@ def test_base_model_problems(tmp_path):
         resolve_vlm("hfvla-tests/never-downloaded")
     assert str(err.value) == (
         "base model hfvla-tests/never-downloaded is not available offline; download it first with "
-        "huggingface-cli download hfvla-tests/never-downloaded"
+        "hf download hfvla-tests/never-downloaded"
     )
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_vlm(str(tmp_path / "nowhere"))

@@ -1,5 +1,6 @@
-"""hfvla through LeRobot's own CLIs: ``accelerate launch lerobot-train`` (DDP, two CPU processes), checkpoint
-reload, ``lerobot-eval`` of a short LIBERO episode, and bad input (mismatched features, base model offline)."""
+"""hfvla through LeRobot's own CLIs, for every backbone: ``accelerate launch lerobot-train`` (DDP, two CPU
+processes), checkpoint reload, ``lerobot-eval`` of a short LIBERO episode; and bad input (mismatched features, base
+model offline)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _train_args(dataset: Path, vlm: Path, out: Path, steps: int = STEPS) -> list
         "--log_freq=1",
         "--num_workers=0",
         "--wandb.enable=false",
-        "--eval_freq=0",
+        "--env_eval_freq=0",
     ]
 
 
@@ -125,6 +126,8 @@ def test_accelerate_two_process_training_reload_and_eval(tiny_vlms, dataset, tmp
     assert policy.config.dataset_repo_id == "local/tiny_vla"
     assert policy.config.vlm_path == str(tiny_vlms[kind])
     assert policy.config.use_lora == (kind != "idefics3")
+    if kind != "paligemma":  # unset image_keys: LIBERO's first camera, the third-person view (OpenVLA)
+        assert policy.config.image_keys == ["observation.images.image"]
     pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt))
     observation = {  # what lerobot-eval feeds after the env processor: 128x128 cameras, 8-d state, the task
         "observation.images.image": torch.rand(3, 128, 128),
@@ -140,10 +143,12 @@ def test_accelerate_two_process_training_reload_and_eval(tiny_vlms, dataset, tmp
         (action >= q01 - 1e-4) & (action <= q99 + 1e-4)
     ).all()  # decoded bin centres lie inside [q01, q99]
 
-    if kind != "idefics3":
-        return
-    # One short LIBERO episode with lerobot-eval on the project's env type (128x128 renders, two cameras).
-    eval_dir = tmp_path / "eval"
+    _assert_libero_episode_runs(ckpt, tmp_path / "eval")
+
+
+def _assert_libero_episode_runs(ckpt: Path, eval_dir: Path) -> None:
+    """One short LIBERO episode with lerobot-eval on the project's env type (128x128 renders, two cameras, the
+    8-d state): the checkpoint reloads in a fresh process and drives the simulator."""
     proc = subprocess.run(
         [
             str(BIN / "lerobot-eval"),
@@ -169,13 +174,17 @@ def test_accelerate_two_process_training_reload_and_eval(tiny_vlms, dataset, tmp
 
 
 def test_bad_input_is_refused_with_one_message_and_no_checkpoint(tiny_vlms, dataset, tmp_path):
-    """A dataset without the camera the model needs, and a base model that is not downloaded while offline.
-    Both lerobot-train runs go concurrently (each is mostly LeRobot's start-up)."""
+    """A dataset without the camera the policy is told to read, and a base model that is not downloaded while
+    offline. Both lerobot-train runs go concurrently (each is mostly LeRobot's start-up). (Unset, image_keys
+    would take the wrist-only dataset's one camera.)"""
     wrist_only = write_tiny_vla_dataset(tmp_path / "wrist_only", episodes=1, frames=4, cameras=("image2",))
     repo = "HuggingFaceTB/SmolVLM-256M-Instruct"
     cases = {
         "camera": (
-            _train_args(wrist_only, tiny_vlms["idefics3"], tmp_path / "camera", steps=2),
+            [
+                *_train_args(wrist_only, tiny_vlms["idefics3"], tmp_path / "camera", steps=2),
+                "--policy.image_keys=[observation.images.image]",
+            ],
             _env(),
             "hfvla needs camera(s) observation.images.image but the dataset/environment has "
             "observation.images.image2; set --policy.image_keys.",
@@ -183,7 +192,7 @@ def test_bad_input_is_refused_with_one_message_and_no_checkpoint(tiny_vlms, data
         "offline": (
             _train_args(dataset, Path(repo), tmp_path / "offline", steps=2),
             _env(HF_HOME=str(tmp_path / "empty_hf_home")),
-            f"base model {repo} is not available offline; download it first with huggingface-cli download {repo}",
+            f"base model {repo} is not available offline; download it first with hf download {repo}",
         ),
     }
     procs = {

@@ -6,11 +6,13 @@ exercised through the same loading path it uses for ``HuggingFaceTB/SmolVLM-256M
 ``google/paligemma-3b-pt-224`` or ``Qwen/Qwen2.5-VL-3B-Instruct``; only the sizes differ (2 layers, hidden 64,
 32x32 images, a ~700-token vocabulary).
 
-Tokenizers are trained here with the ``tokenizers`` library (byte-level BPE, as SmolLM2/Qwen/GPT-2 use). Like real
-LLM vocabularies, the end of the *base* vocabulary holds tokens that ordinary text never produces: 256 byte-level
-spellings of CJK characters that no BPE merge reaches. They play the role of Llama's rare tokens that OpenVLA
-overwrites with action bins. Model special tokens (image placeholders, end of turn, padding) are *added* tokens
-after the base vocabulary, as in the real tokenizers, so ``tokenizer.vocab_size`` excludes them.
+Tokenizers are trained here with the ``tokenizers`` library (byte-level BPE, as SmolLM2/Qwen/GPT-2 use; for
+PaliGemma a Gemma-style "▁" BPE with byte fallback, as Gemma's). Like real LLM vocabularies, the end of the *base*
+vocabulary holds tokens that ordinary text never produces: 256 (byte-level spellings of) CJK characters that no BPE
+merge reaches. They play the role of Llama's rare tokens that OpenVLA overwrites with action bins. Model special
+tokens (image placeholders, end of turn, padding) are *added* tokens after the base vocabulary, as in the real
+tokenizers, so ``tokenizer.vocab_size`` excludes them (Gemma keeps ``<pad> <eos> <bos> <unk>`` at ids 0-3 of the
+base vocabulary, as the real one does).
 """
 
 from __future__ import annotations
@@ -52,11 +54,31 @@ QWEN_TEMPLATE = (
 )
 
 
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character map of byte-level BPE (what ``tokenizers``' ByteLevel uses).
+
+    Written out here because transformers moves it between releases (``models.gpt2.tokenization_gpt2`` in 4.x,
+    ``convert_slow_tokenizer`` in 5.x) and the tests only need the fixed table.
+    """
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    chars = list(printable)
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars), strict=True))
+
+
 def _train_bpe(special_tokens: list[str], merges_budget: int = 160):
     """Byte-level BPE trained on CORPUS, then N_RESERVED unreachable tokens appended to the base vocabulary and the
     model's special tokens added after it. Returns a ``tokenizers.Tokenizer``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     tok = Tokenizer(models.BPE())
@@ -79,6 +101,37 @@ def _train_bpe(special_tokens: list[str], merges_budget: int = 160):
     tok.model = models.BPE(vocab=vocab, merges=merges)
     tok.add_special_tokens(special_tokens)
     return tok
+
+
+def _gemma_tokenizer():
+    """A Gemma-style tokenizer (``GemmaTokenizer``: BPE over "▁"-joined text with byte fallback, as SentencePiece
+    exports are) trained on CORPUS, with ``<pad> <eos> <bos> <unk> <mask>`` as ids 0-4 of the base vocabulary and
+    N_RESERVED CJK characters, which the corpus never contains, at its end.
+
+    transformers 5 rebuilds a ``GemmaTokenizer`` from the vocabulary and merges of ``tokenizer.json`` with its own
+    normaliser and decoder, so a byte-level vocabulary (``_train_bpe``) would not survive a save and reload; the
+    real PaliGemma tokenizer is built this way too (``<unk>`` must then be a base-vocabulary token).
+    """
+    from tokenizers import Tokenizer, models, normalizers, trainers
+    from transformers import GemmaTokenizer
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    alphabet = sorted(set("".join(CORPUS).replace(" ", "▁")))
+    trainer = trainers.BpeTrainer(
+        vocab_size=len(specials) + len(alphabet) + 160,
+        special_tokens=specials,
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    model = json.loads(tok.to_str())["model"]
+    vocab: dict[str, int] = dict(model["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    base = len(vocab)
+    vocab.update({chr(0x4E00 + i): base + i for i in range(N_RESERVED)})
+    return GemmaTokenizer(vocab=vocab, merges=merges, extra_special_tokens=["<image>"])
 
 
 def _save(out: Path, model: torch.nn.Module, processor) -> Path:
@@ -162,22 +215,13 @@ def build_tiny_idefics3(out: Path, seed: int = 0) -> Path:
 def build_tiny_paligemma(out: Path, seed: int = 0) -> Path:
     """PaliGemma-style (SigLIP vision + Gemma text, prefix-LM attention); no chat template, as the real one."""
     from transformers import (
-        GemmaTokenizerFast,
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
         PaliGemmaProcessor,
         SiglipImageProcessor,
     )
 
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
-    tokenizer = GemmaTokenizerFast(
-        tokenizer_object=_train_bpe(specials),
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        additional_special_tokens=["<image>"],
-    )
+    tokenizer = _gemma_tokenizer()
     image_processor = SiglipImageProcessor(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )

@@ -1,7 +1,7 @@
 """The project's model card (README.md) for ``diffrl`` / ``gaussrl`` checkpoints.
 
-lerobot 0.4.4's ``generate_model_card`` renders a template that only knows built-in policy types ("Model type
-not recognized" for plugins). This card says what the checkpoint is: architecture and parameter counts, the
+lerobot's ``generate_model_card`` renders a template that knows only built-in policy types and their base
+models. This card says what the checkpoint is: architecture and parameter counts, the
 training data, the diffusion settings (K, DDIM steps, K'), and metrics when they are known
 (``config.card_metrics``, e.g. set by RL/eval code before saving). It is generated offline (no Hub access).
 """

@@ -210,18 +210,27 @@ class RLPolicyBase(PreTrainedPolicy):
         self.actor.requires_grad_(True)
 
     # --- save / load -----------------------------------------------------------------------------------
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """config.json + model.safetensors (as lerobot) + README.md written by the project's card."""
-        super()._save_pretrained(save_directory)
+    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        """config.json + model.safetensors (as lerobot; ``state_dict`` is the pre-gathered one lerobot-train
+        passes under FSDP) + README.md written by the project's card."""
+        super()._save_pretrained(save_directory, state_dict=state_dict)
         self.generate_model_card(
             self.config.dataset_repo_id, self.config.type, self.config.license, self.config.tags
         ).save(str(Path(save_directory) / "README.md"))
 
     def generate_model_card(
-        self, dataset_repo_id: str | None, model_type: str, license: str | None, tags: list[str] | None
+        self,
+        dataset_repo_id: str | None,
+        model_type: str,
+        license: str | None,
+        tags: list[str] | None,
+        cfg: Any | None = None,
+        dataset_meta: Any | None = None,
     ) -> ModelCard:
-        """The project's model card (lerobot's template says "Model type not recognized" for plugin types);
-        ``push_model_to_hub`` calls this too."""
+        """The project's model card (lerobot's template knows only built-in types and their base models).
+
+        ``push_model_to_hub`` calls this with the train config and dataset metadata too (``cfg``,
+        ``dataset_meta``, lerobot 0.6); the card reads what it needs from the policy's own config."""
         return build_model_card(
             config=self.config,
             dataset_repo_id=dataset_repo_id or self.config.dataset_repo_id,

@@ -31,8 +31,8 @@ class HFVLAConfig(PreTrainedConfig):
     """An OpenVLA-style VLA built from a Hugging Face vision-language model.
 
     Args:
-        vlm_path: Base VLM: a local folder or a Hub id loadable with ``AutoModelForImageTextToText`` (or
-            ``AutoModelForVision2Seq``) and ``AutoProcessor``, e.g. ``HuggingFaceTB/SmolVLM-256M-Instruct``,
+        vlm_path: Base VLM: a local folder or a Hub id loadable with ``AutoModelForImageTextToText`` and
+            ``AutoProcessor``, e.g. ``HuggingFaceTB/SmolVLM-256M-Instruct``,
             ``google/paligemma-3b-pt-224``, ``Qwen/Qwen2.5-VL-3B-Instruct``. Only read when a new policy is built
             (and when a ``checkpoint_weights="trainable"`` checkpoint is loaded); saved checkpoints carry the VLM's
             config and processor themselves.
@@ -46,7 +46,11 @@ class HFVLAConfig(PreTrainedConfig):
             why OpenVLA-7B's remote code is refused.
         gradient_checkpointing: Recompute activations in backward (less memory, about 30 percent slower).
         image_keys: Cameras given to the VLM, in this order, one image each (OpenVLA: the third-person view
-            only; OpenVLA-OFT adds the wrist camera ``observation.images.image2``).
+            only; OpenVLA-OFT adds the wrist camera ``observation.images.image2``). Unset (None), the first
+            camera of the dataset or environment is used, whatever its name: ``observation.images.image`` on
+            LIBERO (the third-person view, as OpenVLA), ``observation.images.laptop`` on an SO-100 dataset with
+            ``laptop`` and ``phone`` cameras. The policy writes the resolved list here, so a checkpoint names
+            its cameras.
         use_state: Append the quantile-normalised ``observation.state``, discretised into ``n_action_bins`` bins,
             to the prompt as plain numbers ("State: 12 200 ..."), as pi0-FAST does. Off by default (OpenVLA
             does not use proprioception).
@@ -100,7 +104,7 @@ class HFVLAConfig(PreTrainedConfig):
     gradient_checkpointing: bool = False
 
     # Inputs and prompt.
-    image_keys: list[str] = field(default_factory=lambda: ["observation.images.image"])
+    image_keys: list[str] | None = None
     use_state: bool = False
     prompt_template: str = "What action should the robot take to {task}?"
     image_processor_overrides: dict[str, Any] = field(default_factory=dict)
@@ -145,9 +149,12 @@ class HFVLAConfig(PreTrainedConfig):
             raise ConfigError(
                 f"checkpoint_weights must be one of {CHECKPOINT_WEIGHTS}; got {self.checkpoint_weights!r}."
             )
-        if not self.image_keys:
-            raise ConfigError("image_keys must name at least one camera, e.g. [observation.images.image].")
-        if len(set(self.image_keys)) != len(self.image_keys):
+        if self.image_keys is not None and not self.image_keys:
+            raise ConfigError(
+                "image_keys must name at least one camera, e.g. [observation.images.image], or be unset to use "
+                "the dataset's first camera."
+            )
+        if self.image_keys is not None and len(set(self.image_keys)) != len(self.image_keys):
             raise ConfigError(f"image_keys has duplicates: {self.image_keys}.")
         if "{task}" not in self.prompt_template:
             raise ConfigError("prompt_template must contain {task}.")
@@ -205,8 +212,25 @@ class HFVLAConfig(PreTrainedConfig):
         """Action tokens generated per inference call (action_dim x chunk_size)."""
         return self.action_dim * self.chunk_size
 
+    @property
+    def cameras(self) -> list[str]:
+        """The ``VISUAL`` input features, in the dataset's (or environment's) order."""
+        return [k for k, ft in self.input_features.items() if ft.type is FeatureType.VISUAL]
+
+    @property
+    def used_image_keys(self) -> list[str]:
+        """``image_keys``, or (unset) the first camera of the features: what the policy will read."""
+        if self.image_keys is not None:
+            return list(self.image_keys)
+        return self.cameras[:1]
+
     def validate_features(self) -> None:
-        """The dataset (or environment) must offer a 1-d ``action`` and every camera in ``image_keys``."""
+        """The dataset (or environment) must offer a 1-d ``action`` and every camera in ``image_keys``; unset
+        ``image_keys`` becomes the first camera it offers."""
+        if self.image_keys is None:
+            if not self.cameras:
+                raise ConfigError("hfvla needs at least one camera but the dataset/environment has none.")
+            self.image_keys = self.used_image_keys
         action = self.action_feature
         if action is None or len(action.shape) != 1:
             shape = None if action is None else tuple(action.shape)
@@ -216,7 +240,7 @@ class HFVLAConfig(PreTrainedConfig):
                 f"this hfvla policy predicts {self.trained_action_dim}-d actions but the dataset/environment "
                 f"has {int(action.shape[0])}-d `action`."
             )
-        cameras = sorted(k for k, ft in self.input_features.items() if ft.type is FeatureType.VISUAL)
+        cameras = sorted(self.cameras)
         missing = [k for k in self.image_keys if k not in cameras]
         if missing:
             raise ConfigError(

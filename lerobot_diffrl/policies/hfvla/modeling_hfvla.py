@@ -15,12 +15,14 @@ with the VLM's transformers config and processor (tokenizer, image processor, ch
 ``"trainable"`` stores only trainable tensors and reloads the frozen rest from ``vlm_path``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: as in LeRobot's own policies, ``__init__``'s ``config`` annotation is
+# then the config class itself, not the string "HFVLAConfig", for code that reads it with ``inspect.signature``.
 import builtins
 import copy
 import inspect
+import json
 import logging
+import shutil
 from collections import deque
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +46,7 @@ from lerobot_diffrl.policies.hfvla.vlm_backbone import (
     load_processor,
     load_vlm,
     make_trainable,
+    model_type_in,
     resolve_vlm,
 )
 
@@ -52,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 VLM_DIR = "vlm"
 TASK_KEY = "task"
+CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON = "chat_template.jinja", "chat_template.json"
 #: Processor attributes that name placeholder token ids (never to be used as action tokens).
 PROCESSOR_TOKEN_ATTRS = ("image_token_id", "video_token_id", "fake_image_token_id", "global_image_token_id")
 
@@ -98,14 +102,7 @@ class HFVLAPolicy(PreTrainedPolicy):
         if dataset_meta is not None and config.dataset_repo_id is None:
             config.dataset_repo_id = getattr(dataset_meta, "repo_id", None)
 
-        if vlm_source is None:
-            folder = resolve_vlm(config.vlm_path, config.vlm_revision)
-            processor_folder, weights_folder = folder, folder
-        else:
-            processor_folder = Path(vlm_source)
-            weights_folder = None
-            if config.checkpoint_weights == "trainable":
-                weights_folder = resolve_vlm(config.vlm_path, config.vlm_revision)
+        processor_folder, weights_folder = _vlm_folders(config, vlm_source)
         vlm = load_vlm(
             weights_folder or processor_folder,
             torch_dtype=config.torch_dtype,
@@ -238,7 +235,12 @@ class HFVLAPolicy(PreTrainedPolicy):
                 continue
             value = value.to(self.device)
             out[key] = value.to(self.dtype) if value.is_floating_point() else value
+        # Prefix-LM models (PaliGemma) attend bidirectionally over token type 0: the whole prompt. Others get none.
+        # transformers 5's PaliGemma processor also returns prompt ``labels``, which are not ours to train on.
         out.pop("token_type_ids", None)
+        out.pop("labels", None)
+        if self._prefix_lm:
+            out["token_type_ids"] = torch.zeros_like(out["input_ids"])
         return out
 
     def training_inputs(self, batch: dict) -> tuple[dict[str, Tensor], Tensor]:
@@ -265,10 +267,15 @@ class HFVLAPolicy(PreTrainedPolicy):
             "labels": torch.cat([torch.full_like(prompt_ids, -100), supervised], dim=1),
             **enc,
         }
-        if self._prefix_lm:
+        if self._prefix_lm:  # the prompt is the bidirectional prefix (0), the actions the causal suffix (1)
             inputs["token_type_ids"] = torch.cat(
                 [torch.zeros_like(prompt_ids), torch.ones_like(appended)], dim=1
             )
+        # transformers 5's Qwen2-VL family (and Gemma 3) tag every prompt token as text (0), image (1) or video
+        # (2) for M-RoPE; the appended action tokens are text, as generate() tags the tokens it appends.
+        mm_types = inputs.get("mm_token_type_ids")
+        if mm_types is not None:
+            inputs["mm_token_type_ids"] = torch.cat([mm_types, mm_types.new_zeros(appended.shape)], dim=1)
         return inputs, targets
 
     # --- training ----------------------------------------------------------------------------------
@@ -330,31 +337,63 @@ class HFVLAPolicy(PreTrainedPolicy):
         return self._queue.popleft()
 
     # --- save / load -------------------------------------------------------------------------------
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """config.json, model.safetensors (every weight, or the trainable ones), vlm/ and README.md."""
+    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        """config.json, model.safetensors (every weight, or the trainable ones), vlm/ and README.md.
+
+        ``state_dict`` is what LeRobot 0.6's ``save_pretrained`` passes: a full state dict gathered across ranks
+        (FSDP), or None to save this module's own tensors (DDP, single process).
+        """
         save_directory = Path(save_directory)
         self.config._save_pretrained(save_directory)
-        weights = str(save_directory / SAFETENSORS_SINGLE_FILE)
-        if self.config.checkpoint_weights == "full":
-            save_model(self, weights)
-        else:
-            save_file(
-                {k: p.detach().contiguous() for k, p in self.named_parameters() if p.requires_grad}, weights
-            )
+        self._save_weights(save_directory / SAFETENSORS_SINGLE_FILE, state_dict)
         vlm_dir = save_directory / VLM_DIR
         self.base_vlm.config.save_pretrained(vlm_dir)
         if getattr(self.base_vlm, "generation_config", None) is not None:
             self.base_vlm.generation_config.save_pretrained(vlm_dir)
-        # JSON-only files (chat template in chat_template.json) so LeRobot's Hub upload patterns keep them all.
-        self.processor.save_pretrained(vlm_dir, save_jinja_files=False)
+        self.processor.save_pretrained(vlm_dir)
+        _chat_template_as_json(vlm_dir)
         self.generate_model_card(
             self.config.dataset_repo_id, self.config.type, self.config.license, self.config.tags
         ).save(str(save_directory / "README.md"))
 
+    def _save_weights(self, path: Path, state_dict: dict[str, Tensor] | None) -> None:
+        """Every tensor (``full``) or the trainable ones (``trainable``), from ``state_dict`` when one is given.
+
+        A given state dict may hold tied weights twice (the module's own ``state_dict()`` does); the duplicates
+        are dropped as ``save_model`` drops them, by keeping the names a fresh module's ``state_dict`` would load.
+        """
+        trainable = {k for k, p in self.named_parameters() if p.requires_grad}
+        if state_dict is None:
+            if self.config.checkpoint_weights == "full":
+                save_model(self, str(path))
+            else:
+                save_file(
+                    {k: p.detach().contiguous() for k, p in self.named_parameters() if k in trainable}, path
+                )
+            return
+        if self.config.checkpoint_weights == "full":
+            own = self.state_dict()
+            kept = {k: state_dict[k] for k in _without_shared(own) if k in state_dict}
+        else:
+            kept = {k: v for k, v in state_dict.items() if k in trainable}
+        save_file({k: v.detach().contiguous() for k, v in kept.items()}, path)
+
     def generate_model_card(
-        self, dataset_repo_id: str | None, model_type: str, license: str | None, tags: list[str] | None
+        self,
+        dataset_repo_id: str | None,
+        model_type: str,
+        license: str | None,
+        tags: list[str] | None,
+        cfg: Any | None = None,
+        dataset_meta: Any | None = None,
     ) -> ModelCard:
-        """A card that says what the checkpoint is (LeRobot's template does not know plugin types)."""
+        """A card that says what the checkpoint is (LeRobot's template does not know plugin types).
+
+        ``cfg`` (the train config) and ``dataset_meta`` are what LeRobot 0.6's ``push_model_to_hub`` passes; the
+        card needs only the dataset's repo id from them.
+        """
+        if dataset_repo_id is None and dataset_meta is not None:
+            dataset_repo_id = getattr(dataset_meta, "repo_id", None)
         cfg = self.config
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
@@ -442,6 +481,62 @@ class HFVLAPolicy(PreTrainedPolicy):
         return model
 
 
+def _vlm_folders(config: HFVLAConfig, vlm_source: str | Path | None) -> tuple[Path, Path | None]:
+    """(folder of the processor and architecture, folder of the pretrained weights or None).
+
+    A new policy takes both from ``vlm_path``. A checkpoint (``vlm_source``) brings its processor and architecture;
+    a ``trainable`` one takes its frozen weights from ``vlm_path``, which must then be the same kind of model: a
+    different one is refused here, before its tokenizer or image token can make a less telling error.
+    """
+    if vlm_source is None:
+        folder = resolve_vlm(config.vlm_path, config.vlm_revision)
+        return folder, folder
+    saved = Path(vlm_source)
+    if config.checkpoint_weights != "trainable":
+        return saved, None
+    base = resolve_vlm(config.vlm_path, config.vlm_revision)
+    saved_type = model_type_in(saved)
+    base_type = model_type_in(base)
+    if saved_type != base_type:
+        raise CheckpointError(
+            f"this hfvla checkpoint holds only the trainable tensors of a {saved_type!r} model, but vlm_path "
+            f"{config.vlm_path} is a {base_type!r} model (is vlm_path the base it was trained from?)."
+        )
+    return saved, base
+
+
+def _chat_template_as_json(folder: Path) -> None:
+    """Rewrite transformers 5's ``chat_template.jinja`` as the ``chat_template.json`` it still loads (and prefers).
+
+    LeRobot's Hub upload keeps only ``*.json``, ``*.safetensors``, ``*.md`` and ``*.yaml`` files, so a pushed
+    checkpoint would lose a ``.jinja`` template (transformers 4 wrote JSON when asked, 5 always writes Jinja).
+    Extra named templates (``additional_chat_templates/``) cannot sit beside the JSON file, and hfvla only ever
+    applies the default one, so they are dropped.
+    """
+    jinja = folder / CHAT_TEMPLATE_JINJA
+    if not jinja.is_file():
+        return
+    template = jinja.read_text(encoding="utf-8")
+    (folder / CHAT_TEMPLATE_JSON).write_text(
+        json.dumps({"chat_template": template}, indent=2), encoding="utf-8"
+    )
+    jinja.unlink()
+    shutil.rmtree(folder / "additional_chat_templates", ignore_errors=True)
+
+
+def _without_shared(state: dict[str, Tensor]) -> list[str]:
+    """Names of ``state`` with each shared storage (tied weights) kept once, under its first name, as
+    safetensors' ``save_model`` keeps them."""
+    seen: set[tuple[int, int, int]] = set()
+    names = []
+    for name, tensor in state.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.numel())
+        if key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return " ".join(line.strip() for line in text[:3])[:500]
@@ -465,7 +560,7 @@ def _checkpoint_folder(name_or_path: str | Path, revision: str | None = None) ->
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
             f"policy {name_or_path} is not available offline; download it first with "
-            f"huggingface-cli download {name_or_path}"
+            f"hf download {name_or_path}"
         ) from err
     except HFValidationError as err:
         raise CheckpointError(f"{name_or_path!r} is neither a folder nor a Hub repo id.") from err

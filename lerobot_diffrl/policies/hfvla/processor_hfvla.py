@@ -54,7 +54,7 @@ def make_hfvla_pre_post_processors(
     """
     check_quantile_stats(config, dataset_stats)
     used = dict(config.output_features)
-    for key in config.image_keys:
+    for key in config.used_image_keys:
         if key in config.input_features:
             used[key] = config.input_features[key]
     if config.use_state and config.robot_state_feature is not None:

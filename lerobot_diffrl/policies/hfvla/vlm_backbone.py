@@ -1,10 +1,11 @@
 """The VLM inside an ``hfvla`` policy: find it, load it with transformers' auto classes, make the right part trainable.
 
-Any checkpoint that ``AutoModelForImageTextToText`` (or the older ``AutoModelForVision2Seq``) and ``AutoProcessor``
-load is accepted: Idefics3/SmolVLM, PaliGemma, Qwen2-VL/Qwen2.5-VL, LLaVA, Gemma 3 and so on. A Hub id is resolved to
-a local snapshot first (only the files a model needs: configs, safetensors weights, tokenizer and template files),
-so that "not downloaded and no network" is detected once, up front, with a message that names the fix, instead
-of surfacing as a transformers ``OSError`` halfway through building the policy.
+Any checkpoint that ``AutoModelForImageTextToText`` and ``AutoProcessor`` load is accepted: Idefics3/SmolVLM,
+PaliGemma, Qwen2-VL/Qwen2.5-VL, LLaVA, Gemma 3 and so on (a remote-code ``auto_map`` that still names transformers
+4's removed ``AutoModelForVision2Seq`` counts too). A Hub id is resolved to a local snapshot first (only the files a
+model needs: configs, safetensors weights, tokenizer and template files), so that "not downloaded and no network" is
+detected once, up front, with a message that names the fix, instead of surfacing as a transformers ``OSError``
+halfway through building the policy.
 
 OpenVLA's own checkpoints (``model_type`` "openvla") are refused here with a pointer to the README: they are
 Prismatic models whose remote code needs transformers 4.40.1 / timm 0.9.x and does not run correctly on the
@@ -66,12 +67,12 @@ def resolve_vlm(path_or_id: str, revision: str | None = None) -> Path:
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
             f"base model {path_or_id} is not available offline; download it first with "
-            f"huggingface-cli download {path_or_id}"
+            f"hf download {path_or_id}"
         ) from err
     except GatedRepoError as err:
         raise CheckpointError(
             f"base model {path_or_id} is gated on the Hub: accept its licence on huggingface.co and log in "
-            "(huggingface-cli login)."
+            "(hf auth login)."
         ) from err
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         raise CheckpointError(
@@ -87,21 +88,31 @@ def resolve_vlm(path_or_id: str, revision: str | None = None) -> Path:
     return folder_path
 
 
-def _auto_model_class(config: Any) -> type:
-    """``AutoModelForImageTextToText``, or ``AutoModelForVision2Seq`` for types registered only there."""
-    from transformers import AutoModelForImageTextToText, AutoModelForVision2Seq
+#: The auto class transformers 4.x had for these models; remote-code checkpoints written then still name it.
+LEGACY_AUTO_NAME = "AutoModelForVision2Seq"
 
-    autos = (AutoModelForImageTextToText, AutoModelForVision2Seq)
-    for auto in autos:
-        if type(config) in auto._model_mapping:
-            return auto
+
+def _auto_model_class(config: Any) -> type:
+    """``AutoModelForImageTextToText``, the auto class of image-text-to-text models in transformers 5.
+
+    transformers 5 removed ``AutoModelForVision2Seq``; every native model it held is registered with
+    ``AutoModelForImageTextToText``. A remote-code checkpoint whose ``auto_map`` still names only the removed class
+    is mapped to the new one here, so it loads as it did on transformers 4 (and, as then, only with
+    ``trust_remote_code``: transformers' own check still applies).
+    """
+    from transformers import AutoModelForImageTextToText as auto
+
+    if type(config) in auto._model_mapping:
+        return auto
     auto_map = getattr(config, "auto_map", None) or {}
-    for auto in autos:
-        if auto.__name__ in auto_map:
-            return auto
+    if auto.__name__ not in auto_map and LEGACY_AUTO_NAME in auto_map:
+        config.auto_map = {**auto_map, auto.__name__: auto_map[LEGACY_AUTO_NAME]}
+        auto_map = config.auto_map
+    if auto.__name__ in auto_map:
+        return auto
     raise ConfigError(
         f"a {config.model_type!r} model is not a vision-language model transformers can load for "
-        "image-text-to-text generation (AutoModelForImageTextToText / AutoModelForVision2Seq)."
+        "image-text-to-text generation (AutoModelForImageTextToText)."
     )
 
 
@@ -112,7 +123,7 @@ def load_vlm_config(folder: Path, trust_remote_code: bool = False) -> Any:
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as err:  # unknown model_type, or remote code not trusted
-        model_type = _model_type_in(folder)
+        model_type = model_type_in(folder)
         if model_type in REFUSED_MODEL_TYPES:
             raise ConfigError(f"{folder} {REFUSED_MODEL_TYPES[model_type]}.") from err
         raise ConfigError(f"cannot read the model config in {folder}: {err}") from err
@@ -121,7 +132,9 @@ def load_vlm_config(folder: Path, trust_remote_code: bool = False) -> Any:
     return config
 
 
-def _model_type_in(folder: Path) -> str | None:
+def model_type_in(folder: Path) -> str | None:
+    """``model_type`` of the transformers ``config.json`` in ``folder``, read without transformers (None if
+    unreadable): it names a model whose config class transformers cannot load."""
     import json
 
     try:
