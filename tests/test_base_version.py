@@ -31,7 +31,9 @@ def _fake_lerobot(tmp_path: Path, version: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("version", ["0.4.4", "0.5.1"])
-@pytest.mark.parametrize("command", ["lerobot-diffrl-rl", "lerobot-diffrl-pipeline", "lerobot-diffrl-generate"])
+@pytest.mark.parametrize(
+    "command", ["lerobot-diffrl-rl", "lerobot-diffrl-pipeline", "lerobot-diffrl-generate"]
+)
 def test_old_lerobot_is_one_error_line(tmp_path: Path, version: str, command: str) -> None:
     proc = subprocess.run(
         [str(BIN / command), "--help"],
@@ -43,5 +45,7 @@ def test_old_lerobot_is_one_error_line(tmp_path: Path, version: str, command: st
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: lerobot_policy_diffrl needs lerobot>=0.6.1,<0.7, but lerobot {version} is")
+    assert line.startswith(
+        f"error: lerobot_policy_diffrl needs lerobot>=0.6.1,<0.7, but lerobot {version} is"
+    )
     assert "pip install 'lerobot[libero,pi,smolvla]>=0.6.1,<0.7'" in line

@@ -24,14 +24,12 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from lerobot_diffrl.data.card import write_dataset_card
 from lerobot_diffrl.data.dataset_io import check_finalized, hub_offline, open_lerobot_dataset
 from lerobot_diffrl.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Never uploaded: LeRobot's temporary PNG frames, hidden files/folders (the upload resume cache lives in
 #: ``.cache/huggingface``), temporary/partial files. ``upload_large_folder`` adds huggingface_hub's defaults.
@@ -122,7 +120,7 @@ def check_can_push(repo_id: str) -> None:
         raise DatasetError(f"cannot push to '{repo_id}': HF_HUB_OFFLINE is set; unset it to publish")
     if get_token() is None:
         raise DatasetError(
-            f"cannot push to '{repo_id}': not logged in to the Hugging Face Hub; run `huggingface-cli login` "
+            f"cannot push to '{repo_id}': not logged in to the Hugging Face Hub; run `hf auth login` "
             "or set HF_TOKEN"
         )
 
@@ -160,7 +158,7 @@ def _hub_error(err: Exception, repo_id: str, root: Path) -> DatasetError:
     ):
         return DatasetError(
             f"the Hub refused access to '{repo_id}' (HTTP {err.response.status_code}): log in with "
-            "`huggingface-cli login` or set HF_TOKEN to a token with write access to its namespace"
+            "`hf auth login` or set HF_TOKEN to a token with write access to its namespace"
         )
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if is_transient(err):

@@ -63,7 +63,7 @@ def resolve_pretrained(path_or_id: str | os.PathLike, what: str = "checkpoint") 
     if hub_offline():
         raise CheckpointError(
             f"{what} {name!r} is neither a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set: "
-            f"download it first (huggingface-cli download {name}) or pass a local path"
+            f"download it first (hf download {name}) or pass a local path"
         )
     try:
         return Path(hf_hub_download(name, "config.json")).parent
@@ -159,7 +159,7 @@ def check_pi(policy: Any, base: Path | None) -> None:
     if hub_offline() and not isinstance(try_to_load_from_cache(name, "tokenizer_config.json"), str):
         raise CheckpointError(
             f"{policy.type} tokenizes prompts with {name!r}, which is not in the Hugging Face cache, and "
-            f"HF_HUB_OFFLINE is set: download it first (huggingface-cli download {name}; it is gated: accept its "
+            f"HF_HUB_OFFLINE is set: download it first (hf download {name}; it is gated: accept its "
             "licence on the Hub)"
         )
 
@@ -253,5 +253,5 @@ def check_vlm(vlm_model_name: str) -> None:
     if hub_offline() and not isinstance(try_to_load_from_cache(vlm_model_name, "config.json"), str):
         raise CheckpointError(
             f"VLM backbone {vlm_model_name!r} (policy.vlm_model_name) is not in the Hugging Face cache and "
-            f"HF_HUB_OFFLINE is set: download it first (huggingface-cli download {vlm_model_name})"
+            f"HF_HUB_OFFLINE is set: download it first (hf download {vlm_model_name})"
         )

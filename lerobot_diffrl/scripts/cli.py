@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 import draccus
 from draccus.utils import DecodingError, ParsingError
@@ -15,8 +14,6 @@ from lerobot_diffrl.errors import DiffRLError
 USER_ERROR_EXIT = 2
 #: Exit status after Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT = 130
-
-ConfigT = TypeVar("ConfigT")
 
 
 def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:

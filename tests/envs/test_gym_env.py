@@ -130,19 +130,24 @@ def test_rendering_does_not_change_dynamics() -> None:
 
 
 def test_make_env_builds_diffrl_env_vector() -> None:
-    """lerobot's make_env takes the gym path for ``diffrl_env`` and the env processor is LiberoProcessorStep."""
+    """lerobot's make_env dispatches to ``create_envs``: ``{suite: {task_id: vec}}`` as for lerobot's own LIBERO env
+    (one vector env per task, async for 2 envs as lerobot-eval asks by default); the env processors come from
+    ``get_env_processors`` (LiberoProcessorStep)."""
+    import gymnasium as gym
     from lerobot.envs.factory import make_env, make_env_pre_post_processors
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 
     from lerobot_diffrl.envs.configs import DiffRLEnvConfig
 
-    cfg = DiffRLEnvConfig(task="libero_object", task_ids=[0], obs_type="pixels_agent_pos", episode_length=3)
-    envs = make_env(cfg, n_envs=1)
-    vec = envs["diffrl_env"][0]
+    cfg = DiffRLEnvConfig(task="libero_object", task_ids=[2], obs_type="pixels_agent_pos", episode_length=3)
+    envs = make_env(cfg, n_envs=2, use_async_envs=True)
+    assert list(envs) == ["libero_object"] and list(envs["libero_object"]) == [2]
+    vec = envs["libero_object"][2]
     try:
-        assert vec.call("_max_episode_steps")[0] == 3
-        obs, _ = vec.reset(seed=[0])
-        assert obs["pixels"]["image"].shape == (1, 128, 128, 3)
+        assert isinstance(vec, gym.vector.AsyncVectorEnv)
+        assert vec.call("_max_episode_steps") == (3, 3)
+        obs, _ = vec.reset(seed=[0, 1])
+        assert obs["pixels"]["image"].shape == (2, 128, 128, 3)
         pre, _ = make_env_pre_post_processors(cfg, DiffusionConfig())
         assert any(type(s).__name__ == "LiberoProcessorStep" for s in pre.steps)
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,13 @@ def _train_args(dataset: Path, vlm: Path, out: Path, steps: int = STEPS) -> list
     ]
 
 
+def _free_port() -> int:
+    """A TCP port no one listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _losses(log: str) -> list[float]:
     return [float(m.group(2)) for m in re.finditer(r"step:(\d+) .*?loss:([0-9.]+)", log)]
 
@@ -105,6 +113,9 @@ def test_accelerate_two_process_training_reload_and_eval(tiny_vlms, dataset, tmp
         "--multi_gpu",
         "--num_processes=2",
         "--num_machines=1",
+        # A port of our own: two DDP runs on torch's default 29500 (another test, another job on the machine)
+        # join each other's rendezvous and hang.
+        f"--main_process_port={_free_port()}",
         "--mixed_precision=no",
         "--dynamo_backend=no",
         str(BIN / "lerobot-train"),

@@ -359,8 +359,9 @@ class HFVLAPolicy(PreTrainedPolicy):
     def _save_weights(self, path: Path, state_dict: dict[str, Tensor] | None) -> None:
         """Every tensor (``full``) or the trainable ones (``trainable``), from ``state_dict`` when one is given.
 
-        A given state dict may hold tied weights twice (the module's own ``state_dict()`` does); the duplicates
-        are dropped as ``save_model`` drops them, by keeping the names a fresh module's ``state_dict`` would load.
+        A given state dict holds tied weights under each of their names (as ``state_dict()`` does), as separate
+        copies once gathered; one name per tensor this module shares is written, as ``save_model`` writes it, so
+        that the strict ``load_model`` of ``from_pretrained`` accepts the file.
         """
         trainable = {k for k, p in self.named_parameters() if p.requires_grad}
         if state_dict is None:
@@ -525,8 +526,8 @@ def _chat_template_as_json(folder: Path) -> None:
 
 
 def _without_shared(state: dict[str, Tensor]) -> list[str]:
-    """Names of ``state`` with each shared storage (tied weights) kept once, under its first name, as
-    safetensors' ``save_model`` keeps them."""
+    """Names of ``state`` with each shared storage (tied weights) kept once, under its first name; safetensors'
+    ``load_model`` accepts a file that holds any one name of each shared group."""
     seen: set[tuple[int, int, int]] = set()
     names = []
     for name, tensor in state.items():
