@@ -291,3 +291,33 @@ def test_resumed_scheduler_skips_finished_attempts() -> None:
     log = run_scheduler(sched, lambda a: (True, False))
     assert [a.number for a, _ in log] == [2, 4]  # 0 and 3 kept before, 1 failed before
     assert sched.tasks[("libero_object", 0)].finished == 5
+
+
+def test_lerobots_own_dataset_tools_accept_a_packed_dataset(packed, tmp_path: Path) -> None:
+    """lerobot 0.6.1's split_dataset, merge_datasets and aggregate_datasets take the writer's output as it is."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+    from lerobot.datasets.dataset_tools import merge_datasets as lerobot_merge
+    from lerobot.datasets.dataset_tools import split_dataset
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root, _, _ = packed
+    source = LeRobotDataset("local/test", root=root)
+    lengths = source.meta.episodes["length"]
+    parts = split_dataset(source, {"a": [0, 2], "b": [1, 3]}, output_dir=tmp_path / "split")
+    assert parts["a"].num_episodes == 2 and parts["a"].num_frames == lengths[0] + lengths[2]
+    assert parts["b"].num_frames == lengths[1] + lengths[3]
+    # the second split's first frame is the source's episode 1, first frame
+    start = source.meta.episodes["dataset_from_index"][1]
+    np.testing.assert_array_equal(parts["b"][0]["action"].numpy(), source[start]["action"].numpy())
+
+    merged = lerobot_merge([parts["a"], parts["b"]], "local/merged", output_dir=tmp_path / "merged")
+    assert merged.num_episodes == 4 and merged.num_frames == source.num_frames
+    assert set(merged.meta.tasks.index) == set(TASKS)
+
+    aggregate_datasets(
+        ["local/test", "local/test2"], "local/aggr", roots=[root, root], aggr_root=tmp_path / "aggr"
+    )
+    aggr = LeRobotDataset("local/aggr", root=tmp_path / "aggr")
+    assert aggr.num_episodes == 8 and aggr.num_frames == 2 * source.num_frames
+    np.testing.assert_array_equal(aggr[source.num_frames]["action"].numpy(), source[0]["action"].numpy())
+    assert aggr[source.num_frames]["observation.images.image"].shape == (3, SIZE, SIZE)

@@ -140,7 +140,12 @@ def test_ctrl_c_leaves_no_process_behind(tmp_path) -> None:
     """)
     )
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # as from a terminal: a suite run in a background shell would hand the child SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = ""

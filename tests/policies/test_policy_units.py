@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from policy_helpers import make_batch, make_policy
@@ -273,3 +274,44 @@ def test_torchvision_resnet18_weights_map_onto_the_groupnorm_trunk() -> None:
     ours.load_state_dict(tv, strict=True)
     assert sum(p.numel() for p in ours.parameters()) == sum(v.numel() for v in tv.values())
     assert ResNet18GN(32)(torch.rand(1, 3, 128, 128)).shape == (1, 256, 4, 4)
+
+
+def test_nearly_constant_state_entries_are_widened_before_min_max() -> None:
+    """An entry the demos never moved (range 0) or hardly moved (1e-6) must not blow up at a small deviation;
+    actions keep their exact range so that normalised actions still span [-1, 1]."""
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from lerobot_diffrl.policies import DiffRLConfig
+    from lerobot_diffrl.policies.common.processor import make_rl_policy_pre_post_processors
+
+    cfg = DiffRLConfig(
+        input_features={
+            "observation.state": PolicyFeature(FeatureType.STATE, (3,)),
+            "observation.environment_state": PolicyFeature(FeatureType.ENV, (2,)),
+        },
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (2,))},
+        device="cpu",
+        min_state_range=0.05,
+    )
+    stats = {
+        "observation.state": {"min": np.array([0.0, 0.5, -1.0]), "max": np.array([1.0, 0.5, -1.0 + 1e-6])},
+        "observation.environment_state": {"min": np.array([0.2, 0.0]), "max": np.array([0.2, 2.0])},
+        "action": {"min": np.array([-0.01, -1.0]), "max": np.array([0.01, 1.0])},
+    }
+    pre, post = make_rl_policy_pre_post_processors(cfg, stats)
+    obs = {
+        "observation.state": torch.tensor([0.5, 0.5 + 1e-4, -1.0 + 1e-4]),
+        "observation.environment_state": torch.tensor([0.2 + 1e-4, 1.0]),
+    }
+    out = pre(obs)
+    state, env = out["observation.state"][0], out["observation.environment_state"][0]
+    # widened entries: (x - centre) / (0.05 / 2), so a 1e-4 deviation is 0.004, not 1e4 or 1e+8-scale
+    torch.testing.assert_close(state, torch.tensor([0.0, 0.004, 0.004]), atol=2e-4, rtol=0)
+    torch.testing.assert_close(env, torch.tensor([0.004, 0.0]), atol=2e-4, rtol=0)
+    # actions: the exact range (the 0.02-wide first dimension is not widened)
+    action = post(torch.tensor([[1.0, -1.0]]))
+    torch.testing.assert_close(action, torch.tensor([[0.01, -1.0]]), atol=1e-6, rtol=0)
+    # disabled with 0: lerobot's plain MIN_MAX, which explodes on the constant entry
+    cfg.min_state_range = 0.0
+    raw, _ = make_rl_policy_pre_post_processors(cfg, stats)
+    assert raw(obs)["observation.environment_state"][0, 0].abs() > 1e3

@@ -97,6 +97,9 @@ def _spawn(config: Path, *extra: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A command started from a terminal has Ctrl-C's default disposition; a test suite run in the background
+        # of a non-interactive shell inherits SIGINT ignored, so restore the default for the child.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -63,6 +63,11 @@ class RLPolicyConfigBase(PreTrainedConfig):
             loss never moves the actor: one encoder pass per rollout step and ~11 M parameters in all with two
             cameras. ``"separate"`` gives the critic its own encoder, as DPPO does (+5.6 M parameters).
         final_action_clip: Normalised actions returned to the environment are clipped to ±this value.
+        min_state_range: Smallest ``max - min`` the processors use to MIN_MAX-normalise a state input
+            (``observation.state``, ``observation.environment_state``); narrower entries are widened around
+            their centre, so a nearly constant entry of the demos (an object at rest) stays near 0 instead of
+            blowing up at the slightest deviation (see ``policies/common/processor.py``). 0 gives lerobot's
+            plain MIN_MAX.
         use_ema: Keep an exponential moving average of the actor during BC; inference uses it.
     """
 
@@ -101,6 +106,7 @@ class RLPolicyConfigBase(PreTrainedConfig):
     critic_num_blocks: int = 2
 
     final_action_clip: float = 1.0
+    min_state_range: float = 0.05
     mask_loss_for_padding: bool = False
 
     # EMA of the actor during BC.
@@ -121,6 +127,8 @@ class RLPolicyConfigBase(PreTrainedConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.min_state_range >= 0:
+            raise ConfigError(f"min_state_range must be >= 0; got {self.min_state_range}.")
         if self.n_obs_steps != 1:
             raise ConfigError(f"n_obs_steps must be 1 for {type(self).__name__}; got {self.n_obs_steps}.")
         if not 1 <= self.n_action_steps <= self.horizon:
