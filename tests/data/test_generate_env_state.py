@@ -179,10 +179,17 @@ def test_state_expert_bc_trains_on_it_and_runs_in_state_rl_mode(recorded: Path, 
     check_compatible(loaded, action_dim=7, renders=False, obs_mode="state")  # what lerobot-diffrl-rl checks
     normalizer = next(s for s in loaded.preprocessor.steps if getattr(s, "stats", None))
     stats = load(recorded).meta.stats[OBS_ENV_STATE]
-    for key in ("min", "max"):  # the policy normalises the object state with the dataset's statistics
-        np.testing.assert_allclose(
-            np.asarray(normalizer.stats[OBS_ENV_STATE][key]), np.asarray(stats[key]), rtol=1e-6
-        )
+    # The policy normalises the object state with the dataset's statistics; entries the demos hardly moved are
+    # widened to config.min_state_range around their centre (lerobot's MIN_MAX would divide by ~0 there).
+    low, high = np.asarray(stats["min"], np.float64), np.asarray(stats["max"], np.float64)
+    used_low = np.asarray(normalizer.stats[OBS_ENV_STATE]["min"], np.float64)
+    used_high = np.asarray(normalizer.stats[OBS_ENV_STATE]["max"], np.float64)
+    wide = high - low >= config.min_state_range
+    assert config.min_state_range == 0.05 and wide.any() and (~wide).any()
+    np.testing.assert_allclose(used_low[wide], low[wide], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(used_high[wide], high[wide], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose((used_low + used_high)[~wide], (low + high)[~wide], atol=1e-6)
+    np.testing.assert_allclose((used_high - used_low)[~wide], config.min_state_range, rtol=1e-5)
 
     tasks = [task_spec(SUITE, t).language for t in TASKS]
     with EnvPool([SlotSpec(SUITE, t) for t in TASKS], obs_mode="state", seed=3, n_workers=1) as pool:

@@ -66,9 +66,9 @@ def widen_narrow_ranges(
             continue
         low = torch.as_tensor(out[key]["min"], dtype=torch.float64)
         high = torch.as_tensor(out[key]["max"], dtype=torch.float64)
-        centre, half = (low + high) / 2, torch.clamp((high - low) / 2, min=min_range / 2)
-        out[key]["min"] = _like(out[key]["min"], centre - half)
-        out[key]["max"] = _like(out[key]["max"], centre + half)
+        narrow, centre = high - low < min_range, (low + high) / 2
+        out[key]["min"] = _like(out[key]["min"], torch.where(narrow, centre - min_range / 2, low))
+        out[key]["max"] = _like(out[key]["max"], torch.where(narrow, centre + min_range / 2, high))
     return out
 
 
