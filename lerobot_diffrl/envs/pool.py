@@ -51,16 +51,14 @@ log = logging.getLogger(__name__)
 SlotSpec = SlotTask
 
 
-def default_workers(obs_mode: str) -> int:
+def default_workers() -> int:
     """Worker processes a pool starts when not told (capped by its number of slots): one per core, in every mode.
 
     State mode: physics is single-threaded Python, so workers scale with cores. Pixel modes: measured on the 2-core
     machine with LeRobot 0.6.1's stack (Mesa llvmpipe through EGL, 2026-12-01), two workers with one slot each
     render two 128x128 two-camera slots at 12 steps/s against 8.4 for one worker hosting both; the actor's
-    process mostly waits while the workers step, so it needs no core of its own. ``obs_mode`` is kept so a mode
-    with other needs can differ.
+    process mostly waits while the workers step, so it needs no core of its own.
     """
-    del obs_mode
     return os.cpu_count() or 1
 
 
@@ -153,7 +151,7 @@ class EnvPool:
             )
         n = len(self.slots)
         if n_workers is None:
-            n_workers = min(n, default_workers(self.obs_mode))
+            n_workers = min(n, default_workers())
         if not isinstance(n_workers, int) or not 1 <= n_workers <= n:
             raise ConfigError(f"n_workers must be between 1 and the number of slots ({n}), got {n_workers!r}")
         height, width = (int(v) for v in image_size)

@@ -77,30 +77,26 @@ class EvalRun:
 
 def recipe_args(assets: TinyAssets, output_dir: Path, steps: int = TRAIN_STEPS) -> list[str]:
     """The published SmolVLA recipe, pointed at the tiny data and models and shortened to ``steps``."""
-    return [
-        f"--config_path={REPO / 'recipes' / 'smolvla_libero.json'}",
-        f"--dataset.repo_id={assets.repo_id}",
-        f"--dataset.root={assets.dataset}",
-        f"--policy.pretrained_path={assets.base}",
-        *tiny_smolvla_overrides(assets.vlm),
-        "--policy.optimizer_lr=1e-3",
-        "--batch_size=4",
-        f"--steps={steps}",
-        f"--save_freq={steps}",
-        "--log_freq=1",
-        "--num_workers=0",
-        f"--output_dir={output_dir}",
-    ]
+    return _shortened_recipe("smolvla", assets, tiny_smolvla_overrides(assets.vlm), output_dir, steps)
 
 
 def pi_recipe_args(assets: PiAssets, output_dir: Path, steps: int = TRAIN_STEPS) -> list[str]:
     """The published pi0/pi05 recipe, pointed at the tiny data and base model and shortened to ``steps``."""
+    return _shortened_recipe(
+        assets.policy_type, assets, tiny_pi_overrides(assets.policy_type), output_dir, steps
+    )
+
+
+def _shortened_recipe(
+    policy_type: str, assets: TinyAssets | PiAssets, overrides: list[str], output_dir: Path, steps: int
+) -> list[str]:
+    """``recipes/<type>_libero.json`` on the tiny dataset and base model, with the tiny backbone's overrides."""
     return [
-        f"--config_path={REPO / 'recipes' / f'{assets.policy_type}_libero.json'}",
+        f"--config_path={REPO / 'recipes' / f'{policy_type}_libero.json'}",
         f"--dataset.repo_id={assets.repo_id}",
         f"--dataset.root={assets.dataset}",
         f"--policy.pretrained_path={assets.base}",
-        *tiny_pi_overrides(assets.policy_type),
+        *overrides,
         "--policy.optimizer_lr=1e-3",
         "--batch_size=4",
         f"--steps={steps}",

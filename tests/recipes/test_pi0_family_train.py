@@ -24,8 +24,9 @@ def _losses(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"\bloss:([0-9.]+)", text)]
 
 
-def test_smolvla_recipe_fine_tunes_with_two_processes_and_loss_falls(trained_smolvla) -> None:
-    out = trained_smolvla.proc.stdout + trained_smolvla.proc.stderr
+def _assert_two_process_run_and_falling_loss(proc) -> None:
+    """The launcher ran accelerate with two DDP ranks, and 40 logged losses end below 0.9x where they began."""
+    out = proc.stdout + proc.stderr
     assert "accelerate" in out.split("launching: ", 1)[1].split()[0]
     assert "Effective batch size: 4 x 2 = 8" in out  # two DDP processes, not one
     losses = _losses(out)
@@ -34,8 +35,27 @@ def test_smolvla_recipe_fine_tunes_with_two_processes_and_loss_falls(trained_smo
     assert last < 0.9 * first, (first, last, losses)
 
 
-def test_fine_tuned_checkpoint_reloads_and_acts(trained_smolvla) -> None:
+def _acts_on_a_libero_frame(policy, ckpt) -> None:
+    """The checkpoint's own processors plus the policy turn one LIBERO-shaped frame into a finite 7-d action."""
     from lerobot.policies.factory import make_pre_post_processors
+
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt))
+    obs = {
+        "observation.images.image": torch.rand(3, 32, 32),
+        "observation.images.image2": torch.rand(3, 32, 32),
+        "observation.state": torch.zeros(8),
+        "task": "pick up the alphabet soup and place it in the basket",
+    }
+    policy.reset()
+    action = post(policy.select_action(pre(obs)))
+    assert action.shape == (1, 7) and torch.isfinite(action).all()
+
+
+def test_smolvla_recipe_fine_tunes_with_two_processes_and_loss_falls(trained_smolvla) -> None:
+    _assert_two_process_run_and_falling_loss(trained_smolvla.proc)
+
+
+def test_fine_tuned_checkpoint_reloads_and_acts(trained_smolvla) -> None:
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from safetensors.torch import load_file
 
@@ -61,16 +81,7 @@ def test_fine_tuned_checkpoint_reloads_and_acts(trained_smolvla) -> None:
     )
     assert train_cfg["scheduler"]["type"] == "cosine_decay_with_warmup"
 
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt))
-    obs = {
-        "observation.images.image": torch.rand(3, 32, 32),
-        "observation.images.image2": torch.rand(3, 32, 32),
-        "observation.state": torch.zeros(8),
-        "task": "pick up the alphabet soup and place it in the basket",
-    }
-    policy.reset()
-    action = post(policy.select_action(pre(obs)))
-    assert action.shape == (1, 7) and torch.isfinite(action).all()
+    _acts_on_a_libero_frame(policy, ckpt)
 
 
 def test_eval_command_plays_a_libero_episode_with_the_fine_tuned_model(trained_smolvla, smolvla_eval) -> None:
@@ -92,17 +103,11 @@ def test_eval_command_plays_a_libero_episode_with_the_fine_tuned_model(trained_s
 
 
 def test_pi_recipe_fine_tunes_with_two_processes_and_loss_falls(trained_pi) -> None:
-    out = trained_pi.proc.stdout + trained_pi.proc.stderr
-    assert "accelerate" in out.split("launching: ", 1)[1].split()[0]
-    assert "Effective batch size: 4 x 2 = 8" in out  # two DDP processes, not one
-    losses = _losses(out)
-    assert len(losses) == 40
-    first, last = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
-    assert last < 0.9 * first, (first, last, losses)
+    _assert_two_process_run_and_falling_loss(trained_pi.proc)
 
 
 def test_pi_checkpoint_reloads_and_acts(trained_pi) -> None:
-    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+    from lerobot.policies.factory import get_policy_class
     from safetensors.torch import load_file
 
     from lerobot_diffrl.recipes.pi_backbone import install
@@ -128,16 +133,7 @@ def test_pi_checkpoint_reloads_and_acts(trained_pi) -> None:
     assert train_cfg["policy"]["pretrained_path"] == str(trained_pi.assets.base)
     assert train_cfg["optimizer"]["weight_decay"] == 1e-10 and train_cfg["optimizer"]["grad_clip_norm"] == 1.0
 
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt))
-    obs = {
-        "observation.images.image": torch.rand(3, 32, 32),
-        "observation.images.image2": torch.rand(3, 32, 32),
-        "observation.state": torch.zeros(8),
-        "task": "pick up the alphabet soup and place it in the basket",
-    }
-    policy.reset()
-    action = post(policy.select_action(pre(obs)))
-    assert action.shape == (1, 7) and torch.isfinite(action).all()
+    _acts_on_a_libero_frame(policy, ckpt)
 
 
 def test_eval_command_plays_a_libero_episode_with_the_fine_tuned_pi(trained_pi, pi_eval) -> None:

@@ -24,9 +24,11 @@ from lerobot.processor import (
 from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 from lerobot.utils.constants import POLICY_POSTPROCESSOR_DEFAULT_NAME, POLICY_PREPROCESSOR_DEFAULT_NAME
 
+from lerobot_diffrl.policies.common.config_base import RLPolicyConfigBase
+
 
 def make_rl_policy_pre_post_processors(
-    config: PreTrainedConfig,
+    config: RLPolicyConfigBase,
     dataset_stats: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> tuple[
     PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
@@ -37,9 +39,8 @@ def make_rl_policy_pre_post_processors(
     State inputs normalised by ``MIN_MAX`` get a range of at least ``config.min_state_range`` (see
     :func:`widen_narrow_ranges`); actions keep their exact range, so normalised actions still span [-1, 1].
     """
-    floor = getattr(config, "min_state_range", 0.0)
-    if dataset_stats is not None and floor > 0:
-        dataset_stats = widen_narrow_ranges(dataset_stats, config, floor)
+    if dataset_stats is not None and config.min_state_range > 0:
+        dataset_stats = widen_narrow_ranges(dataset_stats, config, config.min_state_range)
     return normalizing_processors(config, {**config.input_features, **config.output_features}, dataset_stats)
 
 
