@@ -53,6 +53,7 @@ def _summary(out: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the tiny recipe runs twice in the fixture (~10 min alone on 2 cores)
 def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.policies.factory import get_policy_class
@@ -65,31 +66,34 @@ def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> Non
     ran = [line for line in first.stdout.splitlines() if line.startswith("| ") and "| ran |" in line]
     assert {line.split("|")[1].strip() for line in ran} == set(STAGES)
 
-    # 1. scripted demos: 3 successful episodes per task, LIBERO conventions, 64x64 cameras
+    # 1. scripted demos: 8 successful episodes, LIBERO conventions, 64x64 cameras and the object state
     demos = LeRobotDataset("local/demos", root=out / "demos" / "libero_object")
-    assert demos.num_episodes == 6
-    assert sorted(demos.meta.tasks.index) == sorted([TASK0, TASK1])
+    assert demos.num_episodes == 8
+    assert list(demos.meta.tasks.index) == [TASK0]
     assert tuple(demos.meta.features["observation.images.image"]["shape"][:2]) == (64, 64)
+    assert "observation.environment_state" in demos.meta.features
     demo_prov = json.loads((out / "demos" / "libero_object" / "meta" / "provenance.json").read_text())
     assert demo_prov["actor"]["kind"] == "scripted"
 
-    # 2. BC: a diffrl checkpoint made by lerobot-train on both tasks, with both cameras
+    # 2. BC: a state diffrl expert made by lerobot-train on the camera-free copy of the demos
+    state_demos = LeRobotDataset("local/state", root=out / "demos" / "state" / "libero_object")
+    assert state_demos.num_episodes == 8 and not state_demos.meta.video_keys
     bc = get_policy_class("diffrl").from_pretrained(
         out / "bc" / "libero_object" / "checkpoints" / "last" / "pretrained_model"
     )
-    assert sorted(bc.config.tasks) == sorted([TASK0, TASK1])
-    assert {"observation.images.image", "observation.images.image2"} <= set(bc.config.input_features)
+    assert bc.config.tasks == [TASK0]
+    assert set(bc.config.input_features) == {"observation.state", "observation.environment_state"}
     assert (out / "bc" / "libero_object" / "checkpoints" / "last" / "training_state").is_dir()
 
-    # 3. RL: two DPPO iterations from the BC checkpoint, evaluated before and after
+    # 3. RL: three DPPO iterations in state mode; the expert succeeds before and after (10 init states)
     rl = json.loads((out / "rl" / "libero_object" / "summary.json").read_text())
-    assert rl["iterations"] == 2 and rl["policy_type"] == "diffrl"
-    assert rl["env_steps"] >= 2 * 2 * 3  # iterations x envs x chunks (each chunk is >= 1 env step)
-    assert 0.0 <= rl["success_before"] <= 1.0 and 0.0 <= rl["success_after"] <= 1.0
+    assert rl["iterations"] == 3 and rl["policy_type"] == "diffrl"
+    assert 3 * 16 * 8 <= rl["env_steps"] <= 3 * 16 * 8 * 8  # iterations x envs x chunks (x actions per chunk)
+    assert rl["success_before"] > 0.0 and rl["success_after"] > 0.0
 
-    # 4. generation with the fine-tuned expert: 2 episodes per task (all kept, with the success column)
+    # 4. generation with the fine-tuned expert: successful episodes only (2 wanted, at most 12 attempts)
     data = LeRobotDataset("local/tiny", root=out / "dataset")
-    assert data.num_episodes == 4
+    assert 1 <= data.num_episodes <= 2
     assert {"next.success", "next.reward", "next.done", "observation.state", "action"} <= set(
         data.meta.features
     )
@@ -102,7 +106,12 @@ def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> Non
 
     # 5. report: the generated data side by side with the demos, plots and the dataset card
     report = json.loads((out / "report" / "report.json").read_text())
-    assert [d["n_episodes"] for d in report["datasets"]] == [4, 6]
+    assert [d["n_episodes"] for d in report["datasets"]] == [data.num_episodes, 8]
+    generated, demo_figures = (d["overall"] for d in report["datasets"])
+    # the expert's successful episodes: SPARC within 2x of the demos'; jerk within 20x (it was 260x with the
+    # old pixel expert's failures; the 2x the issue asks for on jerk is not reached: see README "Results")
+    assert generated["sparc"] >= 2 * demo_figures["sparc"], (generated["sparc"], demo_figures["sparc"])
+    assert generated["jerk"] <= 20 * demo_figures["jerk"], (generated["jerk"], demo_figures["jerk"])
     assert report["datasets"][1]["overall"]["success_rate"] == 1.0
     assert list((out / "report").glob("*.png"))
     assert "lerobot-diffrl" in (out / "dataset" / "README.md").read_text()
@@ -113,15 +122,16 @@ def test_tiny_recipe_runs_every_stage_and_leaves_every_artefact(tiny_run) -> Non
     vla_dir = out / "vla" / "train" / "checkpoints" / "last" / "pretrained_model"
     assert json.loads((vla_dir / "config.json").read_text())["type"] == "smolvla"
 
-    # 7. evaluation under the pinned protocol: one episode of each task
+    # 7. evaluation under the pinned protocol: one episode of the task
     results = json.loads((out / "eval" / "libero_object" / "results.json").read_text())
-    assert results["overall"]["episodes"] == 2 and results["overall"]["tasks"] == 2
+    assert results["overall"]["episodes"] == 1 and results["overall"]["tasks"] == 1
     assert (out / "eval" / "libero_object" / "results.md").is_file()
 
     assert "# Pipeline run `tiny_libero_object`" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the tiny recipe runs twice in the fixture (~10 min alone on 2 cores)
 def test_second_run_skips_every_stage_and_changes_nothing(tiny_run) -> None:
     out, first, second = tiny_run
     summary = _summary(out)
@@ -133,6 +143,7 @@ def test_second_run_skips_every_stage_and_changes_nothing(tiny_run) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # the tiny recipe runs twice in the fixture (~10 min alone on 2 cores)
 def test_a_removed_artefact_is_made_again_and_only_it(tiny_run, tmp_path: Path) -> None:
     out, *_ = tiny_run
     results = out / "eval" / "libero_object"
@@ -232,6 +243,8 @@ def test_vla_stage_refuses_a_type_its_recipe_does_not_train(tmp_path: Path) -> N
         (["--tasks=[libero_object:12]"], "valid ids: 0..9"),
         (["--bc.policy_type=act"], "bc.policy_type must be one of diffrl, gaussrl"),
         (["--demos.source=dataset"], "needs demos.repo_id"),
+        (["--bc.trainer=accelerate"], "bc.trainer must be one of lerobot-train, lerobot-diffrl-train-state"),
+        (["--bc.args=[--steps=10]"], "bc.strip_cameras trains on demos without cameras"),
         (["--stages=[vla,eval]"], "needs the artefact of stage 'generate'"),
     ],
 )
@@ -320,7 +333,8 @@ def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task
 
     demos = write_tiny_libero_dataset(tmp_path / "human", episodes=4, frames=24)
     out = tmp_path / "run"
-    bc_args = json.dumps(["--steps=2", "--batch_size=2", "--num_workers=0", *PipelineConfig().bc.args[2:]])
+    recipe = [a for a in PipelineConfig().bc.args if not a.startswith(("--steps=", "--batch_size="))]
+    bc_args = json.dumps(["--steps=2", "--batch_size=2", *recipe])
     args = [
         f"--output_dir={out}",
         "--stages=[demos,bc]",
@@ -342,7 +356,10 @@ def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task
         policy = get_policy_class("diffrl").from_pretrained(bc_dir)
         assert policy.config.tasks == [language]
         train_config = json.loads((bc_dir / "train_config.json").read_text())
-        assert Path(train_config["dataset"]["root"]) == out / "demos" / "per_group" / group
+        # a state expert trains on the camera-free copy of its task's demos
+        assert Path(train_config["dataset"]["root"]) == out / "demos" / "state" / group
+        state_copy = LeRobotDataset("local/x", root=out / "demos" / "state" / group)
+        assert state_copy.num_episodes == 2 and not state_copy.meta.camera_keys
 
     missing = run_pipeline(
         f"--output_dir={tmp_path / 'run2'}", "--tasks=[libero_object:5]", *args[1:], timeout=300

@@ -190,14 +190,15 @@ def hub_offline() -> bool:
     }
 
 
-def open_lerobot_dataset(repo_id: str, root: Path | None, source: str):
-    """``LeRobotDataset(repo_id, root)`` without videos, with LeRobot's and the Hub's errors made readable."""
+def open_lerobot_dataset(repo_id: str, root: Path | None, source: str, *, videos: bool = False) -> Any:
+    """``LeRobotDataset(repo_id, root)`` (videos fetched only with ``videos``: the metrics never decode them),
+    with LeRobot's and the Hub's errors made readable."""
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.datasets.utils import CompatibilityError
 
     try:
-        return LeRobotDataset(repo_id, root=root, download_videos=False)
+        return LeRobotDataset(repo_id, root=root, download_videos=videos)
     except OfflineModeIsEnabled:
         raise DatasetError(
             f"dataset '{source}' is not in the local cache and HF_HUB_OFFLINE is set; "
@@ -208,12 +209,15 @@ def open_lerobot_dataset(repo_id: str, root: Path | None, source: str):
         raise DatasetError(f"cannot load dataset '{source}': {type(err).__name__}: {reason}") from None
 
 
-def open_dataset(source: str) -> tuple[Any, Path, str | None]:
-    """Resolve ``source`` (local folder, else Hub repo id) to ``(LeRobotDataset, root, repo_id or None)``."""
+def open_dataset(source: str, *, videos: bool = False) -> tuple[Any, Path, str | None]:
+    """Resolve ``source`` (local folder, else Hub repo id) to ``(LeRobotDataset, root, repo_id or None)``.
+
+    ``videos``: also require (local folder) or download (Hub) the video files, for copying the dataset.
+    """
     path = Path(source).expanduser()
     if path.is_dir():
-        check_finalized(path, videos=False)
-        return open_lerobot_dataset(f"local/{path.resolve().name}", path, source), path, None
+        check_finalized(path, videos=videos)
+        return open_lerobot_dataset(f"local/{path.resolve().name}", path, source, videos=videos), path, None
     if not looks_like_repo_id(source):
         raise DatasetError(f"dataset '{source}' not found: no such folder, and it is not a Hub repo id")
     from lerobot.utils.constants import HF_LEROBOT_HOME
@@ -226,7 +230,7 @@ def open_dataset(source: str) -> tuple[Any, Path, str | None]:
         )
     existed = cache.exists()
     try:
-        dataset = open_lerobot_dataset(source, None, source)
+        dataset = open_lerobot_dataset(source, None, source, videos=videos)
     except DatasetError:
         if not existed:  # LeRobotDataset creates the cache folder before downloading; leave nothing behind
             shutil.rmtree(cache, ignore_errors=True)
@@ -234,7 +238,8 @@ def open_dataset(source: str) -> tuple[Any, Path, str | None]:
     return dataset, Path(dataset.root), source
 
 
-def _column_2d(table: pa.Table, name: str) -> np.ndarray:
+def column_2d(table: pa.Table, name: str) -> np.ndarray:
+    """An Arrow column of vectors (or scalars) as a float64 (rows, width) array."""
     col = table.column(name).combine_chunks()
     n = len(col)
     if (
@@ -266,6 +271,13 @@ def _require_features(info: dict[str, Any], source: str) -> None:
 def load_episode_set(source: str, label: str | None = None) -> EpisodeSet:
     """Load ``source`` (a local dataset folder or a Hub repo id) into an :class:`EpisodeSet`."""
     dataset, root, repo_id = open_dataset(source)
+    return episode_set_from_dataset(dataset, root, repo_id, source, label)
+
+
+def episode_set_from_dataset(
+    dataset: Any, root: Path, repo_id: str | None, source: str, label: str | None = None
+) -> EpisodeSet:
+    """The :class:`EpisodeSet` of an opened ``LeRobotDataset`` (what :func:`open_dataset` returns)."""
     info = dataset.meta.info
     _require_features(info, source)
     tasks_df = dataset.meta.tasks
@@ -279,10 +291,10 @@ def load_episode_set(source: str, label: str | None = None) -> EpisodeSet:
     )  # by episode, then by frame
     table = table.take(pa.array(order))
     ep_index = table.column("episode_index").to_numpy()
-    actions = _column_2d(table, "action")
-    eef = _column_2d(table, "observation.state")[:, :EEF_DIMS]
+    actions = column_2d(table, "action")
+    eef = column_2d(table, "observation.state")[:, :EEF_DIMS]
     task_index = table.column("task_index").to_numpy()
-    success = _column_2d(table, success_column)[:, 0] > 0.5 if success_column else None
+    success = column_2d(table, success_column)[:, 0] > 0.5 if success_column else None
     starts = np.flatnonzero(np.r_[True, ep_index[1:] != ep_index[:-1]])
     ends = np.r_[starts[1:], len(ep_index)]
     episodes = []

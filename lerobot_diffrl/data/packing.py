@@ -8,7 +8,10 @@ no re-encoding) up to lerobot's file-size limit; tabular columns go into lerobot
 All metadata (``meta/info.json``, ``meta/tasks.parquet``, ``meta/episodes/``, ``meta/stats.json``) is written by
 lerobot's own :class:`LeRobotDatasetMetadata` (``create``, ``save_episode_tasks``, ``save_episode``,
 ``update_video_info``), so it has exactly lerobot's format, offsets and aggregated statistics (quantiles
-included), and its parquet writer is always closed (what ``LeRobotDataset.finalize()`` does).
+included), and its parquet writer is always closed (what ``LeRobotDataset.finalize()`` does). Each episode's
+quality figures (length, jerk, |delta a|, path length, SPARC, LDLJ; :mod:`lerobot_diffrl.data.quality`) go into
+``meta/episodes/`` beside it, as ``quality/<name>`` columns, computed from its frames at the dataset's fps (the
+control rate of generated data).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from lerobot_diffrl.data.features import video_keys
+from lerobot_diffrl.data.quality import table_quality
 from lerobot_diffrl.data.staging import FRAMES_FILE
 from lerobot_diffrl.errors import DatasetError
 
@@ -78,6 +82,93 @@ def _stats_from_json(stats: dict[str, dict[str, list]]) -> dict[str, dict[str, n
     return {k: {s: np.asarray(v) for s, v in d.items()} for k, d in stats.items()}
 
 
+def _write_tabular(
+    staged: Sequence[tuple[Path, dict[str, Any]]],
+    tmp: Path,
+    meta: Any,
+    features: dict[str, dict],
+    fps: int,
+    ep_meta: list[dict[str, Any]],
+) -> None:
+    """Tabular data: one parquet file per group of episodes, columns in lerobot's order and Arrow schema; each
+    episode's file location, frame range and quality figures go into ``ep_meta``."""
+    from lerobot.datasets.feature_utils import get_hf_features_from_features
+    from lerobot.datasets.utils import DEFAULT_DATA_PATH
+
+    hf_features = get_hf_features_from_features(meta.features)
+    sizes = [(d / FRAMES_FILE).stat().st_size / 2**20 for d, _ in staged]
+    frame_start = 0
+    for position, group in enumerate(_groups(sizes, meta.data_files_size_in_mb)):
+        chunk, file = _file_location(position, meta.chunks_size)
+        tables = []
+        for i in group:
+            directory, m = staged[i]
+            table = pq.read_table(directory / FRAMES_FILE)
+            _check_columns(directory, table, features)
+            n = table.num_rows
+            if n != int(m["attempt"]["length"]):
+                raise DatasetError(f"staged episode {directory} has {n} frames, its record says otherwise")
+            table = table.append_column("episode_index", pa.array(np.full(n, i, dtype=np.int64)))
+            table = table.append_column("index", pa.array(np.arange(frame_start, frame_start + n)))
+            quality = table_quality(table, fps)  # the episode's figures, quality/<name> columns
+            task_idx = meta.get_task_index(m["task"])
+            table = table.append_column("task_index", pa.array(np.full(n, task_idx, dtype=np.int64)))
+            tables.append(table)
+            ep_meta[i].update(
+                {
+                    "data/chunk_index": chunk,
+                    "data/file_index": file,
+                    "dataset_from_index": frame_start,
+                    "dataset_to_index": frame_start + n,
+                    **quality,
+                }
+            )
+            frame_start += n
+        merged = pa.concat_tables(tables).select(list(hf_features)).cast(hf_features.arrow_schema)
+        path = tmp / DEFAULT_DATA_PATH.format(chunk_index=chunk, file_index=file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(merged, path, compression="snappy")
+
+
+def _write_videos(
+    staged: Sequence[tuple[Path, dict[str, Any]]],
+    tmp: Path,
+    meta: Any,
+    key: str,
+    ep_meta: list[dict[str, Any]],
+    progress: bool,
+) -> None:
+    """Camera ``key``: episode MP4s joined by stream copy into files of at most the size limit; each episode's
+    file and time range go into ``ep_meta``."""
+    from lerobot.datasets.utils import DEFAULT_VIDEO_PATH
+    from lerobot.datasets.video_utils import concatenate_video_files, get_video_duration_in_s
+
+    paths = [d / f"{key}.mp4" for d, _ in staged]
+    sizes = [p.stat().st_size / 2**20 for p in paths]
+    groups = _groups(sizes, meta.video_files_size_in_mb)
+    bar = tqdm(groups, desc=f"joining {key} videos", unit="file", disable=not progress, leave=False)
+    for position, group in enumerate(bar):
+        chunk, file = _file_location(position, meta.chunks_size)
+        dst = tmp / DEFAULT_VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        offset = 0.0
+        for i in group:
+            duration = get_video_duration_in_s(paths[i])
+            ep_meta[i].update(
+                {
+                    f"videos/{key}/chunk_index": chunk,
+                    f"videos/{key}/file_index": file,
+                    f"videos/{key}/from_timestamp": offset,
+                    f"videos/{key}/to_timestamp": offset + duration,
+                }
+            )
+            offset += duration
+        if len(group) == 1:
+            shutil.copyfile(paths[group[0]], dst)
+        else:
+            concatenate_video_files([paths[i] for i in group], dst)
+
+
 def pack_episodes(
     staged: Sequence[tuple[Path, dict[str, Any]]],
     root: Path,
@@ -95,11 +186,8 @@ def pack_episodes(
     when complete, so a crash never leaves a half-written dataset there. ``meta_files`` are extra JSON files
     written into ``meta/`` before that rename (the provenance).
     """
-    from lerobot.datasets.feature_utils import get_hf_features_from_features
     from lerobot.datasets.io_utils import write_info
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-    from lerobot.datasets.utils import DEFAULT_DATA_PATH, DEFAULT_VIDEO_PATH
-    from lerobot.datasets.video_utils import concatenate_video_files, get_video_duration_in_s
 
     root = Path(root)
     if not staged:
@@ -114,73 +202,13 @@ def pack_episodes(
         meta = LeRobotDatasetMetadata.create(
             repo_id=repo_id, fps=fps, features=features, robot_type=robot_type, root=tmp, use_videos=True
         )
-        cameras = video_keys(features)
-        chunks_size = meta.chunks_size
         tasks = [m["task"] for _, m in staged]
         meta.save_episode_tasks(list(dict.fromkeys(tasks)))
         ep_meta: list[dict[str, Any]] = [{} for _ in staged]
 
-        # Tabular data: one parquet file per group of episodes, columns in lerobot's order and Arrow schema.
-        hf_features = get_hf_features_from_features(meta.features)
-        sizes = [(d / FRAMES_FILE).stat().st_size / 2**20 for d, _ in staged]
-        frame_start = 0
-        for position, group in enumerate(_groups(sizes, meta.data_files_size_in_mb)):
-            chunk, file = _file_location(position, chunks_size)
-            tables = []
-            for i in group:
-                directory, m = staged[i]
-                table = pq.read_table(directory / FRAMES_FILE)
-                _check_columns(directory, table, features)
-                n = table.num_rows
-                if n != int(m["attempt"]["length"]):
-                    raise DatasetError(
-                        f"staged episode {directory} has {n} frames, its record says otherwise"
-                    )
-                table = table.append_column("episode_index", pa.array(np.full(n, i, dtype=np.int64)))
-                table = table.append_column("index", pa.array(np.arange(frame_start, frame_start + n)))
-                task_idx = meta.get_task_index(m["task"])
-                table = table.append_column("task_index", pa.array(np.full(n, task_idx, dtype=np.int64)))
-                tables.append(table)
-                ep_meta[i].update(
-                    {
-                        "data/chunk_index": chunk,
-                        "data/file_index": file,
-                        "dataset_from_index": frame_start,
-                        "dataset_to_index": frame_start + n,
-                    }
-                )
-                frame_start += n
-            merged = pa.concat_tables(tables).select(list(hf_features)).cast(hf_features.arrow_schema)
-            path = tmp / DEFAULT_DATA_PATH.format(chunk_index=chunk, file_index=file)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(merged, path, compression="snappy")
-
-        # Videos: per camera, episode MP4s joined by stream copy into files of at most the size limit.
-        for key in cameras:
-            paths = [d / f"{key}.mp4" for d, _ in staged]
-            sizes = [p.stat().st_size / 2**20 for p in paths]
-            groups = _groups(sizes, meta.video_files_size_in_mb)
-            bar = tqdm(groups, desc=f"joining {key} videos", unit="file", disable=not progress, leave=False)
-            for position, group in enumerate(bar):
-                chunk, file = _file_location(position, chunks_size)
-                dst = tmp / DEFAULT_VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                offset = 0.0
-                for i in group:
-                    duration = get_video_duration_in_s(paths[i])
-                    ep_meta[i].update(
-                        {
-                            f"videos/{key}/chunk_index": chunk,
-                            f"videos/{key}/file_index": file,
-                            f"videos/{key}/from_timestamp": offset,
-                            f"videos/{key}/to_timestamp": offset + duration,
-                        }
-                    )
-                    offset += duration
-                if len(group) == 1:
-                    shutil.copyfile(paths[group[0]], dst)
-                else:
-                    concatenate_video_files([paths[i] for i in group], dst)
+        _write_tabular(staged, tmp, meta, features, fps, ep_meta)
+        for key in video_keys(features):
+            _write_videos(staged, tmp, meta, key, ep_meta, progress)
         meta.update_video_info()
         write_info(meta.info, meta.root)
 

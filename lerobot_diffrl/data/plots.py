@@ -21,6 +21,8 @@ _EPISODE_TITLES = {
     "jerk": "mean squared jerk per episode",
     "abs_delta_action": "mean |delta a| per episode",
     "path_length": "eef path length per episode [m]",
+    "sparc": "SPARC per episode (higher is smoother)",
+    "ldlj": "LDLJ per episode (higher is smoother)",
 }
 
 
@@ -42,16 +44,17 @@ def _boxes(ax, data: list[np.ndarray], labels: list[str], title: str) -> None:
     rng = np.random.default_rng(0)
     for i, v in enumerate(values, start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=6, alpha=0.4)
-    positive = np.concatenate(values)
-    positive = positive[positive > 0]
-    if len(positive) and positive.max() / max(positive.min(), 1e-300) > 1e3:
+    pooled = np.concatenate(values)
+    positive = pooled[pooled > 0]
+    # (never for signed metrics such as SPARC and LDLJ: a log axis would hide their negative values)
+    if len(positive) and pooled.min() >= 0 and positive.max() / max(positive.min(), 1e-300) > 1e3:
         ax.set_yscale("log")  # jerk of noisy vs smooth data differs by orders of magnitude
 
 
 def plot_distributions(report: Report, path: Path) -> Path:
     """Box plots of the episode-level metrics, one box per dataset."""
-    fig = Figure(figsize=(10, 7), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+    fig = Figure(figsize=(14, 7), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
     for ax, key in zip(axes, EPISODE_METRICS, strict=True):
         data = [
             np.asarray([v for v in d.episode_values.get(key, []) if v is not None], dtype=float)

@@ -6,8 +6,11 @@ counts (``per_task``: what the quality report reads), one entry per episode (tas
 success, length), the versions of the software that made it, and which LIBERO asset tree rendered the images,
 including whether it holds stand-in assets (images from such a tree differ from upstream LIBERO's, so a
 dataset must say so; see the README's Troubleshooting), and whether ``observation.environment_state`` was
-recorded (its width, and per task the real object-state length and the objects it describes, in order). The
-dataset card (:mod:`lerobot_diffrl.data.card`) is written from this file.
+recorded (its width, and per task the real object-state length and the objects it describes, in order). A
+dataset made by ``lerobot-diffrl-filter`` also lists, under ``filtered``, what it dropped, by which figure and
+with which scores. Per-episode quality figures are not here but in the episodes parquet (``quality/<name>``,
+:mod:`lerobot_diffrl.data.quality`). The dataset card (:mod:`lerobot_diffrl.data.card`) is written from this
+file.
 """
 
 from __future__ import annotations
@@ -211,3 +214,32 @@ def _merged_env_state(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
     for record in records:
         per_task.update(record.get("per_task", {}))
     return {**records[0], "per_task": per_task}
+
+
+def filter_provenance(
+    provenance: dict[str, Any] | None, kept: list[int], record: dict[str, Any]
+) -> dict[str, Any]:
+    """Provenance of a dataset keeping the source episodes ``kept`` (source indices, in their new order).
+
+    The per-episode entries are kept and re-indexed, each task's ``kept`` count is reduced by its dropped
+    episodes (attempts and successes still describe the generation), and ``record`` (what was filtered, how)
+    is appended to ``filtered``. A source without provenance gets one that records only the filtering.
+    """
+    base = dict(provenance) if provenance else {"generator": "lerobot-diffrl-filter"}
+    new_index = {old: new for new, old in enumerate(kept)}
+    episodes, per_task = [], {k: dict(v) for k, v in (base.get("per_task") or {}).items()}
+    for ep in base.get("episodes") or []:
+        old = int(ep.get("episode_index", -1))
+        if old in new_index:
+            episodes.append({**ep, "episode_index": new_index[old]})
+            continue
+        task = per_task.get(f"{ep.get('suite')}/{ep.get('task_id')}")
+        if task is not None and "kept" in task:
+            task["kept"] = int(task["kept"]) - 1
+    if "episodes" in base:
+        base["episodes"] = sorted(episodes, key=lambda e: e["episode_index"])
+    if per_task:
+        base["per_task"] = per_task
+    stamped = {"created": datetime.now(UTC).isoformat(timespec="seconds"), **record}
+    base["filtered"] = [*(base.get("filtered") or []), stamped]
+    return base

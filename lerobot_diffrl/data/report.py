@@ -6,7 +6,19 @@ more consistent). Definitions are in :mod:`lerobot_diffrl.data.metrics`.
 
 Aggregation rules:
 
-- episode-level metrics (length, jerk, |delta a|, path length) are averaged over episodes;
+- episode-level metrics (length, jerk, |delta a|, path length, SPARC, LDLJ) are averaged over episodes; SPARC
+  and LDLJ (higher is smoother) also get their median, as a few near-still episodes can pull the mean;
+- length control: longer episodes look smoother (a known confound, arXiv 2606.10229), so a dataset of long
+  episodes could "win" on smoothness by being slow. Each per-episode smoothness metric (jerk, |delta a|,
+  SPARC, LDLJ) is therefore also reported length-adjusted: one least-squares slope of the metric on
+  ln(episode length), fitted over *all episodes of all compared datasets* with one intercept per (dataset,
+  task) group (:func:`lerobot_diffrl.data.metrics.fit_log_length`), and each episode's value moved along it to
+  the pooled mean log-length, ``value - slope * (ln L - mean ln L)`` (the residual plus the pooled mean, so it
+  keeps the metric's units). Rows "... (length-adjusted)" average those values; the slopes are in the
+  report's settings. One common slope is what makes the adjusted values comparable across datasets; fitting
+  it within groups keeps it from absorbing the very dataset (or task) differences the report compares, e.g.
+  when one dataset is both longer and jerkier. Without length variation inside any group the slope is 0 and
+  the adjusted values equal the raw ones;
 - within-task metrics (path-length variance, endpoint variance, pairwise distance, action variance) are computed
   per task and the overall value is their mean over tasks with at least two episodes: pooling episodes of
   different tasks would measure how different the tasks are, not how consistent the data is;
@@ -29,11 +41,8 @@ import numpy as np
 
 from lerobot_diffrl.data import metrics as M
 from lerobot_diffrl.data.dataset_io import Episode, EpisodeSet
+from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS, episode_quality
 from lerobot_diffrl.errors import ConfigError
-
-#: Default number of leading action dimensions the action metrics use: LIBERO's 6 arm dimensions (delta
-#: position, delta rotation). The 7th, the gripper command, is +-1 and its open/close toggles would dominate jerk.
-DEFAULT_ACTION_DIMS = 6
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("length_mean", "episode length mean", "steps", None, ".1f"),
     MetricSpec("length_std", "episode length std", "steps", None, ".1f"),
     MetricSpec("jerk", "mean squared jerk", "(a.u./step^3)^2", "lower"),
+    MetricSpec("jerk_adj", "mean squared jerk (length-adjusted)", "(a.u./step^3)^2", "lower"),
+    MetricSpec("sparc", "SPARC mean", "", "higher"),
+    MetricSpec("sparc_median", "SPARC median", "", "higher"),
+    MetricSpec("sparc_adj", "SPARC (length-adjusted)", "", "higher"),
+    MetricSpec("ldlj", "LDLJ mean", "", "higher"),
+    MetricSpec("ldlj_median", "LDLJ median", "", "higher"),
+    MetricSpec("ldlj_adj", "LDLJ (length-adjusted)", "", "higher"),
     MetricSpec("abs_delta_action", "mean abs delta action", "a.u./step", "lower"),
+    MetricSpec("abs_delta_action_adj", "mean abs delta action (length-adjusted)", "a.u./step", "lower"),
     MetricSpec("path_length_mean", "eef path length mean", "m", None),
     MetricSpec("path_length_var", "eef path length variance", "m^2", "lower"),
     MetricSpec("endpoint_var", "endpoint variance", "m^2", "lower"),
@@ -60,10 +77,17 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("action_var", "action variance", "a.u.^2", "lower"),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
-#: The method's claims about its data, as "lower is better" metrics (smoother, more consistent, more efficient).
+#: The method's claims about its data (smoother, more consistent, more efficient), each checked in its metric's
+#: better direction.
 CLAIMS: tuple[tuple[str, str], ...] = (
     ("jerk", "smoother"),
+    ("jerk_adj", "smoother"),
+    ("sparc", "smoother"),
+    ("sparc_adj", "smoother"),
+    ("ldlj", "smoother"),
+    ("ldlj_adj", "smoother"),
     ("abs_delta_action", "smoother"),
+    ("abs_delta_action_adj", "smoother"),
     ("action_var", "more consistent"),
     ("path_length_var", "more consistent"),
     ("endpoint_var", "more consistent"),
@@ -71,7 +95,11 @@ CLAIMS: tuple[tuple[str, str], ...] = (
     ("length_mean", "more efficient"),
 )
 #: Episode-level values kept in the report for the distribution plots.
-EPISODE_METRICS = ("length", "jerk", "abs_delta_action", "path_length")
+EPISODE_METRICS = ("length", "jerk", "abs_delta_action", "path_length", "sparc", "ldlj")
+#: Per-episode smoothness metrics that are also reported length-adjusted (as ``<key>_adj``).
+LENGTH_ADJUSTED = ("jerk", "abs_delta_action", "sparc", "ldlj")
+#: Per-episode metrics also aggregated by their median (``<key>_median``).
+MEDIAN_METRICS = ("sparc", "ldlj")
 #: Per-task values the task-metric plot shows.
 TASK_METRICS = ("path_length_var", "endpoint_var", "pairwise_distance", "action_var")
 
@@ -180,7 +208,7 @@ class Report:
                     cells.append("n/a")
                 else:
                     spec = METRIC_BY_KEY[key]
-                    verdict = "yes" if a < b else "no"
+                    verdict = "yes" if (a > b if spec.better == "higher" else a < b) else "no"
                     cells.append(f"{verdict} ({format_value(a, spec)} vs {format_value(b, spec)})")
             rows.append([f"{claim} ({METRIC_BY_KEY[key].title})", *cells])
         return "\n".join("| " + " | ".join(r) + " |" for r in rows)
@@ -225,6 +253,15 @@ def metric_definitions(settings: dict[str, Any]) -> str:
     dims = settings.get("action_dims")
     dims_text = f"the first {dims} action dimensions" if dims else "all action dimensions"
     n = settings.get("resample_points", M.DEFAULT_RESAMPLE_POINTS)
+    fs = settings.get("fs", M.LIBERO_CONTROL_HZ)
+    fits = settings.get("length_adjustment") or {}
+    slopes = (
+        ", ".join(
+            f"{k} {v.get('slope') or 0.0:.4g} per unit ln(length) ({v.get('n', 0)} episodes)"
+            for k, v in fits.items()
+        )
+        or "none (no fit recorded)"
+    )
     return "\n".join(
         [
             f"Action metrics use {dims_text}; the end-effector (eef) path is `observation.state[:3]` (m). "
@@ -234,6 +271,19 @@ def metric_definitions(settings: dict[str, Any]) -> str:
             "dimensions, averaged over episodes.",
             "- **mean abs delta action**: mean of |a[t+1] - a[t]| over steps and dimensions, averaged over "
             "episodes.",
+            f"- **SPARC** (spectral arc length): of the eef speed profile at {fs:g} Hz (the control rate, not "
+            "the dataset's fps metadata), zero padding level 4, normalised magnitude, cut-off 10 Hz then the "
+            "last frequency with magnitude >= 0.05; minus the arc length over normalised frequency. "
+            "Dimensionless, higher (closer to 0) is smoother; a single minimum-jerk reach is about -1.40. Mean "
+            "and median over episodes.",
+            f"- **LDLJ** (log dimensionless jerk): -ln(T^3 / v_peak^2 * integral |jerk|^2 dt) of the eef path "
+            f"at {fs:g} Hz; dimensionless, higher is smoother (a minimum-jerk reach: about -5.3). Mean and "
+            "median over episodes.",
+            "- **length-adjusted** rows: longer episodes look smoother, so each episode's jerk, |delta a|, "
+            "SPARC and LDLJ is also moved to the pooled mean log-length along one least-squares slope of the "
+            "metric on ln(episode length) (value - slope * (ln L - mean ln L)), fitted over all episodes of "
+            "all compared datasets with one intercept per (dataset, task), so that dataset differences are "
+            f"not taken for a length effect; the row is the mean of those values. Slopes: {slopes}.",
             "- **eef path length**: sum of the eef displacements of an episode; its **variance** is computed "
             "within each task (ddof=0), the overall value is the mean over tasks.",
             "- **endpoint variance**: within a task, mean squared distance of the final eef positions to their "
@@ -293,33 +343,46 @@ def _success_counts(es: EpisodeSet) -> tuple[dict[str, tuple[int, int]], str]:
     return {}, "n/a"
 
 
+def _episode_aggregates(records: list[dict[str, float]]) -> dict[str, float | None]:
+    """Means (and medians) over episodes of the per-episode values, ignoring undefined ones."""
+    out: dict[str, float | None] = {}
+    lengths = [r["length"] for r in records]
+    out["length_mean"] = _clean(np.mean(lengths)) if lengths else None
+    out["length_std"] = _clean(np.std(lengths)) if lengths else None
+    keys = [*LENGTH_ADJUSTED, *(f"{k}_adj" for k in LENGTH_ADJUSTED), "path_length"]
+    for key in keys:
+        out["path_length_mean" if key == "path_length" else key] = _finite_stat(records, key, np.mean)
+    for key in MEDIAN_METRICS:
+        out[f"{key}_median"] = _finite_stat(records, key, np.median)
+    return out
+
+
+def _finite_stat(records: list[dict[str, float]], key: str, stat) -> float | None:
+    values = np.asarray([r.get(key, np.nan) for r in records], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return _clean(float(stat(values))) if len(values) else None
+
+
 def _group_metrics(
     groups: dict[str, list[Episode]],
     counts: dict[str, tuple[int, int]],
+    records: dict[int, dict[str, float]],
     action_dims: int | None,
     n_points: int,
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
-    """Per-task metrics and the overall aggregate over all the given groups."""
+    """Per-task metrics and the overall aggregate over all the given groups; ``records``: each episode's
+    values (:func:`episode_records`) by episode index."""
     per_task: dict[str, dict[str, float | None]] = {}
     all_eps: list[Episode] = []
     for task, eps in groups.items():
         all_eps += eps
         acts = [ep.actions[:, :action_dims] if action_dims else ep.actions for ep in eps]
-        lengths = [ep.length for ep in eps]
-        paths = [M.path_length(ep.eef) for ep in eps]
+        paths = [records[ep.index]["path_length"] for ep in eps]
         succ = counts.get(task)
         per_task[task] = {
             "n_episodes": float(len(eps)),
             "success_rate": _clean(succ[0] / succ[1]) if succ and succ[1] else None,
-            "length_mean": _clean(np.mean(lengths)),
-            "length_std": _clean(np.std(lengths)),
-            "jerk": _clean(
-                np.nanmean([M.mean_squared_jerk(a) for a in acts]) if _any_len(acts, 4) else np.nan
-            ),
-            "abs_delta_action": _clean(
-                np.nanmean([M.mean_abs_delta_action(a) for a in acts]) if _any_len(acts, 2) else np.nan
-            ),
-            "path_length_mean": _clean(np.mean(paths)),
+            **_episode_aggregates([records[ep.index] for ep in eps]),
             "path_length_var": _clean(M.population_variance(paths)),
             "endpoint_var": _clean(M.endpoint_variance(np.stack([ep.eef[-1] for ep in eps]))),
             "pairwise_distance": _clean(M.pairwise_trajectory_distance([ep.eef for ep in eps], n_points)),
@@ -330,27 +393,41 @@ def _group_metrics(
     overall["success_rate"] = (
         _clean(sum(counts[t][0] for t in groups if t in counts) / attempts) if attempts else None
     )
-    acts = [ep.actions[:, :action_dims] if action_dims else ep.actions for ep in all_eps]
-    lengths = [ep.length for ep in all_eps]
-    overall["length_mean"] = _clean(np.mean(lengths)) if lengths else None
-    overall["length_std"] = _clean(np.std(lengths)) if lengths else None
-    overall["jerk"] = (
-        _clean(np.nanmean([M.mean_squared_jerk(a) for a in acts])) if _any_len(acts, 4) else None
-    )
-    overall["abs_delta_action"] = (
-        _clean(np.nanmean([M.mean_abs_delta_action(a) for a in acts])) if _any_len(acts, 2) else None
-    )
-    overall["path_length_mean"] = (
-        _clean(np.mean([M.path_length(ep.eef) for ep in all_eps])) if all_eps else None
-    )
+    overall.update(_episode_aggregates([records[ep.index] for ep in all_eps]))
     for key in TASK_METRICS:
         vals = [v[key] for v in per_task.values() if v[key] is not None]
         overall[key] = _clean(float(np.mean(vals))) if vals else None
     return per_task, overall
 
 
-def _any_len(seqs: list[np.ndarray], n: int) -> bool:
-    return any(len(s) >= n for s in seqs)
+def episode_records(
+    es: EpisodeSet, *, fs: float = M.LIBERO_CONTROL_HZ, action_dims: int | None = DEFAULT_ACTION_DIMS
+) -> dict[int, dict[str, float]]:
+    """Each episode's values (:func:`lerobot_diffrl.data.quality.episode_quality`), by episode index."""
+    return {
+        ep.index: episode_quality(ep.actions, ep.eef, fs=fs, action_dims=action_dims) for ep in es.episodes
+    }
+
+
+def fit_length_adjustment(
+    sets: Sequence[EpisodeSet], pools: Sequence[dict[int, dict[str, float]]]
+) -> dict[str, M.LogLengthFit]:
+    """One fit of each :data:`LENGTH_ADJUSTED` metric on ln(length) over all episodes of all datasets, its
+    slope estimated within each (dataset, task) group (``pools``: each dataset's :func:`episode_records`)."""
+    rows, groups = [], []
+    for i, (es, pool) in enumerate(zip(sets, pools, strict=True)):
+        for ep in es.episodes:
+            rows.append(pool[ep.index])
+            groups.append((i, ep.task))
+    lengths = [r["length"] for r in rows]
+    return {key: M.fit_log_length(lengths, [r[key] for r in rows], groups) for key in LENGTH_ADJUSTED}
+
+
+def add_length_adjusted(records: dict[int, dict[str, float]], fits: dict[str, M.LogLengthFit]) -> None:
+    """Add ``<key>_adj`` (the value moved along the fit to the pooled mean log-length) to every record."""
+    for r in records.values():
+        for key, fit in fits.items():
+            r[f"{key}_adj"] = fit.adjust(r[key], r["length"])
 
 
 def dataset_report(
@@ -359,29 +436,32 @@ def dataset_report(
     *,
     action_dims: int | None = DEFAULT_ACTION_DIMS,
     resample_points: int = M.DEFAULT_RESAMPLE_POINTS,
+    fs: float = M.LIBERO_CONTROL_HZ,
+    records: dict[int, dict[str, float]] | None = None,
 ) -> DatasetReport:
-    """Metrics of one :class:`EpisodeSet`; ``common`` is computed over ``common_tasks`` (all tasks if None)."""
+    """Metrics of one :class:`EpisodeSet`; ``common`` is computed over ``common_tasks`` (all tasks if None).
+
+    ``records``: the per-episode values with their length-adjusted ones (what :func:`compute_report` passes, so
+    that the length fit pools every compared dataset); None: computed here, length fit over this dataset alone.
+    """
+    if records is None:
+        records = episode_records(es, fs=fs, action_dims=action_dims)
+        add_length_adjusted(records, fit_length_adjustment([es], [records]))
     groups = es.by_task()
     counts, success_source = _success_counts(es)
-    per_task, overall = _group_metrics(groups, counts, action_dims, resample_points)
-    if common_tasks is None or set(common_tasks) == set(groups):
+    per_task, overall = _group_metrics(groups, counts, records, action_dims, resample_points)
+    if common_tasks is None or set(common_tasks) == set(groups) or not common_tasks:
         common = dict(overall)
-    elif common_tasks:
-        _, common = _group_metrics({t: groups[t] for t in common_tasks}, counts, action_dims, resample_points)
     else:
-        common = dict(overall)
+        sub = {t: groups[t] for t in common_tasks}
+        _, common = _group_metrics(sub, counts, records, action_dims, resample_points)
     if not any(t in groups for t in counts) and counts:
         # provenance keyed by something else than the task strings (e.g. "suite/id"): pooled rate only
         total_a = sum(a for _, a in counts.values())
         overall["success_rate"] = _clean(sum(s for s, _ in counts.values()) / total_a) if total_a else None
         common["success_rate"] = overall["success_rate"]
-    acts = [ep.actions[:, :action_dims] if action_dims else ep.actions for ep in es.episodes]
-    episode_values = {
-        "length": [float(ep.length) for ep in es.episodes],
-        "jerk": [_nan_to_none(M.mean_squared_jerk(a)) for a in acts],
-        "abs_delta_action": [_nan_to_none(M.mean_abs_delta_action(a)) for a in acts],
-        "path_length": [M.path_length(ep.eef) for ep in es.episodes],
-    }
+    keys = [*EPISODE_METRICS, *(f"{k}_adj" for k in LENGTH_ADJUSTED)]
+    episode_values = {k: [_nan_to_none(records[ep.index][k]) for ep in es.episodes] for k in keys}
     return DatasetReport(
         label=es.label,
         source=es.source,
@@ -405,8 +485,10 @@ def compute_report(
     *,
     action_dims: int | None = DEFAULT_ACTION_DIMS,
     resample_points: int = M.DEFAULT_RESAMPLE_POINTS,
+    fs: float = M.LIBERO_CONTROL_HZ,
 ) -> Report:
-    """The report of one or several datasets (labels must be unique)."""
+    """The report of one or several datasets (labels must be unique); ``fs``: the control rate (Hz) SPARC and
+    LDLJ differentiate at (LIBERO: 20, whatever the datasets' fps metadata says)."""
     if not sets:
         raise ConfigError("no dataset to report on")
     labels = [s.label for s in sets]
@@ -416,11 +498,22 @@ def compute_report(
         raise ConfigError(f"--action_dims must be >= 1 or null, got {action_dims}")
     if resample_points < 2:
         raise ConfigError(f"--resample_points must be >= 2, got {resample_points}")
+    if not (math.isfinite(fs) and fs > 0):
+        raise ConfigError(f"--fs must be a positive control rate in Hz, got {fs}")
     common = [t for t in sets[0].tasks if all(t in set(s.tasks) for s in sets[1:])]
+    pools = [episode_records(s, fs=fs, action_dims=action_dims) for s in sets]
+    fits = fit_length_adjustment(sets, pools)
+    for pool in pools:
+        add_length_adjusted(pool, fits)
+    kw = {"action_dims": action_dims, "resample_points": resample_points, "fs": fs}
     return Report(
-        datasets=[
-            dataset_report(s, common, action_dims=action_dims, resample_points=resample_points) for s in sets
-        ],
+        datasets=[dataset_report(s, common, records=p, **kw) for s, p in zip(sets, pools, strict=True)],
         common_tasks=common,
-        settings={"action_dims": action_dims, "resample_points": resample_points},
+        settings={
+            **kw,
+            "length_adjustment": {
+                k: {"slope": _clean(f.slope), "center_log_length": _clean(f.center), "n": f.n}
+                for k, f in fits.items()
+            },
+        },
     )

@@ -234,6 +234,32 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def headline(summary: dict[str, Any]) -> list[str]:
+    """What the run shows about the method, in three sentences: expert success before and after RL, and the
+    generated data's smoothness against the demos' (from the RL and report jobs' figures)."""
+    jobs = {j["job"]: j.get("figures") or {} for e in summary["stages"].values() for j in e["jobs"]}
+    lines = []
+    for name, fig in jobs.items():
+        if name.startswith("rl/") and fig.get("success_before") is not None:
+            lines.append(
+                f"- Expert `{name[3:]}`: success {_pct(fig['success_before'])} after BC, "
+                f"{_pct(fig.get('success_after'))} after RL ({fig.get('env_steps')} env steps)."
+            )
+    report = jobs.get("report") or {}
+    sets = [v for v in report.values() if isinstance(v, dict)]
+    if len(sets) >= 2 and sets[0].get("jerk") and sets[1].get("jerk"):
+        lines.append(
+            f"- Generated data: mean squared jerk {_fmt(sets[0]['jerk'])} against {_fmt(sets[1]['jerk'])} for the "
+            f"demos ({sets[0]['jerk'] / sets[1]['jerk']:.2f}x); SPARC {_fmt(sets[0].get('sparc'))} against "
+            f"{_fmt(sets[1].get('sparc'))} (closer to 0 is smoother)."
+        )
+    return [*lines, ""] if lines else []
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.0f}%" if isinstance(value, int | float) else "n/a"
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
     """One table row per job: stage, job, ran/skipped, seconds, its key figures; then how to re-run a job."""
     lines = [
@@ -241,6 +267,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Run folder: `{summary['run_dir']}`; {summary['seconds']:.0f} s this time.",
         "",
+        *headline(summary),
         "| stage | job | status | seconds | figures |",
         "|---|---|---|---:|---|",
     ]

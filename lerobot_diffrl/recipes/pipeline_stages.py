@@ -70,6 +70,10 @@ class RunLayout:
     def group_demos(self) -> Path:
         return self.root / "demos" / "per_group"
 
+    def state_demos(self, group: Group) -> Path:
+        """The camera-free copy of ``group``'s demos that a state expert trains on (``bc.strip_cameras``)."""
+        return self.root / "demos" / "state" / group.name
+
     def generated(self, group: Group) -> Path:
         return self.root / "generated" / group.name
 
@@ -308,13 +312,38 @@ def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
     return Job("bc", "bc/demos_per_group", layout.group_demos, action=split, figures=figures)
 
 
+def strip_cameras_job(cfg: PipelineConfig, layout: RunLayout, group: Group) -> Job:
+    """``lerobot-edit-dataset`` writing the camera-free copy of ``group``'s demos (a half-written copy of a killed
+    run is removed first: the command has no resume)."""
+    from lerobot_diffrl.recipes.state_expert import strip_cameras_command
+
+    out = layout.state_demos(group)
+
+    def command() -> list[str]:
+        repo_id, root = _group_demos(cfg, layout, group)
+        _fresh(out)
+        cmd = strip_cameras_command(root, repo_id, out, f"local/{cfg.name}_state_demos_{group.name}")
+        return [console_script(cmd[0]), *cmd[1:]]
+
+    return Job("bc", f"bc/state_demos_{group.name}", out, command=command)
+
+
+def _bc_demos(cfg: PipelineConfig, layout: RunLayout, group: Group) -> tuple[str, Path | None]:
+    """The dataset ``group``'s BC reads: its demos, or their camera-free copy with ``bc.strip_cameras``."""
+    if cfg.bc.strip_cameras:
+        return f"local/{cfg.name}_state_demos_{group.name}", layout.state_demos(group)
+    return _group_demos(cfg, layout, group)
+
+
 def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     jobs = [split_job(cfg, layout)] if _needs_split(cfg) else []
     for group in expert_groups(cfg):
         out, name = layout.bc(group), f"bc/{group.name}"
+        if cfg.bc.strip_cameras:
+            jobs.append(strip_cameras_job(cfg, layout, group))
 
         def command(group: Group = group, out: Path = out) -> list[str]:
-            repo_id, root = _group_demos(cfg, layout, group)
+            repo_id, root = _bc_demos(cfg, layout, group)
             args = [
                 f"--policy.type={cfg.bc.policy_type}",
                 f"--dataset.repo_id={repo_id}",
@@ -327,6 +356,9 @@ def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
                 "--env_eval_freq=0",
                 f"--seed={cfg.seed}",
             ]
+            if cfg.bc.trainer != "lerobot-train":  # the in-memory trainer has no resume: start afresh
+                _fresh(out)
+                return [console_script(cfg.bc.trainer), *args, *cfg.bc.args]
             return _lerobot_train_command(out, [*args, *cfg.bc.args])
 
         jobs.append(
@@ -436,7 +468,16 @@ def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
 
     def figures() -> dict:
         report = json.loads((layout.report / "report.json").read_text())
-        keys = ("n_episodes", "success_rate", "jerk", "abs_delta_action", "path_length_var", "action_var")
+        keys = (
+            "n_episodes",
+            "success_rate",
+            "jerk",
+            "sparc",
+            "ldlj",
+            "abs_delta_action",
+            "path_length_var",
+            "action_var",
+        )
         return {d["label"]: {k: d["overall"].get(k) for k in keys} for d in report["datasets"]}
 
     return [Job("report", "report", layout.report, command=command, figures=figures)]

@@ -6,8 +6,10 @@ Example (generated data against LIBERO's human data and a Gaussian-RL dataset)::
         --labels='[diffusion-RL, human, Gaussian-RL]' --output_dir=outputs/report
 
 Writes ``report.json``, ``report.md`` and PNG plots to ``--output_dir`` and prints the side-by-side table and,
-with several datasets, the claim check of the first one against the others (smoother: lower jerk and |delta a|;
-more consistent: lower within-task variances and pairwise distance; more efficient: shorter episodes).
+with several datasets, the claim check of the first one against the others (smoother: lower jerk and |delta a|,
+higher SPARC and LDLJ, each also length-adjusted; more consistent: lower within-task variances and pairwise
+distance; more efficient: shorter episodes). Per-episode values (SPARC, LDLJ and the length-adjusted ones
+included) are in ``report.json``; to rank or drop episodes by them, see ``lerobot-diffrl-filter``.
 ``--update_card=true`` also writes the dataset card (with the tables and plots) into the first dataset, which
 must be a local folder.
 """
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from lerobot_diffrl.data.card import write_dataset_card
 from lerobot_diffrl.data.dataset_io import load_episode_set
-from lerobot_diffrl.data.metrics import DEFAULT_RESAMPLE_POINTS
+from lerobot_diffrl.data.metrics import DEFAULT_RESAMPLE_POINTS, LIBERO_CONTROL_HZ
 from lerobot_diffrl.data.plots import make_plots
 from lerobot_diffrl.data.report import DEFAULT_ACTION_DIMS, compute_report
 from lerobot_diffrl.errors import ConfigError
@@ -42,6 +44,9 @@ class ReportConfig:
     action_dims: int | None = DEFAULT_ACTION_DIMS
     #: Points per time-normalised trajectory for the pairwise distance and the action variance.
     resample_points: int = DEFAULT_RESAMPLE_POINTS
+    #: Control rate (Hz) SPARC and LDLJ differentiate the eef path at. LIBERO controls at 20 Hz whatever a
+    #: dataset's fps metadata says (LeRobot's Hub ports say 10), so it is not read from the datasets.
+    fs: float = LIBERO_CONTROL_HZ
     plots: bool = True
 
 
@@ -70,7 +75,7 @@ def run_report(cfg: ReportConfig) -> int:
             seen[es.label] += 1
             es.label = f"{es.label} ({seen[es.label]})"
         seen.setdefault(es.label, 1)
-    report = compute_report(sets, action_dims=cfg.action_dims, resample_points=cfg.resample_points)
+    report = compute_report(sets, action_dims=cfg.action_dims, resample_points=cfg.resample_points, fs=cfg.fs)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = make_plots(report, sets, out) if cfg.plots else []

@@ -48,6 +48,27 @@ def noisy_episode(start, end, steps: int, rng: np.random.Generator, scale: float
     return actions, states
 
 
+def min_jerk_path(start, end, steps: int) -> np.ndarray:
+    """Minimum-jerk reach (Flash & Hogan): ``start + (end - start) * (10 s^3 - 15 s^4 + 6 s^5)``, s in [0, 1]."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    s = np.linspace(0.0, 1.0, steps)[:, None]
+    return start + (end - start) * (10 * s**3 - 15 * s**4 + 6 * s**5)
+
+
+def min_jerk_episode(
+    start, end, steps: int, *, tremor: float = 0.0, tremor_hz: float = 6.0, fs: float = 20.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A minimum-jerk reach, optionally with a ``tremor`` (m) sinusoid at ``tremor_hz`` added along x, and the
+    velocity commands that drive it (per-step displacement x 10, the last one repeated): (actions, states)."""
+    eef = min_jerk_path(start, end, steps)
+    eef[:, 0] += tremor * np.sin(2 * np.pi * tremor_hz * np.arange(steps) / fs)
+    actions = np.zeros((steps, 7))
+    step = np.diff(eef, axis=0) * 10.0
+    actions[:, :3] = np.vstack([step, step[-1:]])
+    actions[:, 6] = -1.0
+    return actions, _state(eef)
+
+
 def _state(eef: np.ndarray) -> np.ndarray:
     state = np.zeros((len(eef), 8))
     state[:, :3] = eef

@@ -271,3 +271,12 @@ def test_report_measures_the_generated_dataset(scripted: Path, tmp_path: Path, c
     assert 0.0 < overall["jerk"] < 1.0 and 0.0 < overall["abs_delta_action"] < 1.0
     assert 0.3 < overall["path_length_mean"] < 3.0  # metres: reach, lift, carry to the basket
     assert (out / "report.md").is_file() and list(out.glob("*.png"))
+    # the generator stored the episode's figures with the dataset: the same numbers the report computes
+    from lerobot_diffrl.data.quality import stored_quality
+
+    [stored] = stored_quality(scripted).values()
+    assert stored["length"] == overall["length_mean"]
+    for key in ("jerk", "abs_delta_action", "path_length", "sparc", "ldlj"):
+        assert stored[key] == pytest.approx(overall["path_length_mean" if key == "path_length" else key]), key
+    # reach, grasp, lift, carry: several submovements, less smooth than one minimum-jerk reach (-1.40, -5.32)
+    assert overall["sparc"] < -1.4 and overall["ldlj"] < -5.3

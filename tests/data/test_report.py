@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quality_helpers import TASKS, line_episode, make_dataset, smooth_and_noisy
+from quality_helpers import TASKS, line_episode, make_dataset, min_jerk_episode, smooth_and_noisy
 
+from lerobot_diffrl.data import metrics as M
 from lerobot_diffrl.data.dataset_io import load_episode_set
 from lerobot_diffrl.data.report import Report, compute_report
 from lerobot_diffrl.errors import DatasetError
@@ -123,11 +124,96 @@ def test_noisy_dataset_is_worse_on_every_smoothness_and_variance_metric(datasets
     assert "| generation success rate (higher is better) | **100.0%** | 83.3% |" in table
     claims = report.claim_table().splitlines()
     assert claims[0] == "| claim | vs noisy |"
-    assert len(claims) == 2 + 7 and all("| yes (" in row for row in claims[2:])
+    assert len(claims) == 2 + 13 and all("| yes (" in row for row in claims[2:])
     assert "| smoother (mean squared jerk) | yes (0 vs " in claims[2]
+    # SPARC and LDLJ are "higher is smoother": the claim holds because the smooth values are the higher ones
+    assert "| smoother (SPARC mean) | yes (-2.634 vs -2.835) |" in claims
+    assert "| SPARC mean (higher is better) | **-2.634** | -2.835 |" in table
     assert claims[-1] == "| more efficient (episode length mean) | yes (24.0 vs 28.0) |"
     # from the other side every claim fails
     assert all("| no (" in row for row in report.claim_table("noisy").splitlines()[2:])
+
+
+#: Reach lengths (frames) of the minimum-jerk datasets, per task; the tremor dataset's are 10 frames longer.
+REACH_STEPS = (21, 31, 41)
+
+
+@pytest.fixture(scope="module")
+def reaches(tmp_path_factory) -> dict[str, Path]:
+    """Minimum-jerk reaches, and the same reaches 10 frames longer with a 6 Hz, 3 mm tremor."""
+    base = tmp_path_factory.mktemp("reaches")
+    smooth, tremor = [], []
+    for k, task in enumerate(TASKS):
+        for steps in REACH_STEPS:
+            start, end = [0.1 * k, 0.0, 1.0], [0.1 * k + 0.25, 0.1 + steps / 1000, 0.9]
+            smooth.append((task, *min_jerk_episode(start, end, steps)))
+            tremor.append((task, *min_jerk_episode(start, end, steps + 10, tremor=0.003)))
+    return {
+        "minjerk": make_dataset(base / "minjerk", smooth, videos=False),
+        "tremor": make_dataset(base / "tremor", tremor, videos=False),
+    }
+
+
+def within_group_slope(log_lengths, values, groups) -> float:
+    """Least squares with one dummy per group: the coefficient of ln(length), via numpy's lstsq."""
+    labels = sorted(set(groups))
+    design = np.column_stack([log_lengths, *[[g == lab for g in groups] for lab in labels]]).astype(float)
+    return float(np.linalg.lstsq(design, np.asarray(values), rcond=None)[0][0])
+
+
+def test_sparc_ldlj_and_their_length_adjusted_values_match_a_direct_computation(reaches):
+    sets = [load_episode_set(str(reaches[k]), k) for k in ("minjerk", "tremor")]
+    report = compute_report(sets)
+    direct, groups, log_lengths = {}, [], []
+    for i, es in enumerate(sets):
+        for ep in es.episodes:  # the eef as stored (float32), differentiated at LIBERO's 20 Hz
+            direct.setdefault(es.label, []).append(
+                (M.sparc(ep.eef, 20.0), M.log_dimensionless_jerk(ep.eef, 20.0))
+            )
+            groups.append((i, ep.task))
+            log_lengths.append(math.log(ep.length))
+    values = {lab: np.array(v) for lab, v in direct.items()}
+    # a minimum-jerk reach: SPARC about -1.40 whatever its length and amplitude
+    np.testing.assert_allclose(values["minjerk"][:, 0], -1.40, atol=0.01)
+    assert np.all(values["tremor"][:, 0] < -2.0) and np.all(
+        values["tremor"][:, 1] < values["minjerk"][:, 1].min()
+    )
+    pooled = np.vstack([values["minjerk"], values["tremor"]])
+    center = np.mean(log_lengths)
+    for col, key in enumerate(("sparc", "ldlj")):
+        slope = within_group_slope(log_lengths, pooled[:, col], groups)
+        assert report.settings["length_adjustment"][key]["slope"] == pytest.approx(slope, rel=1e-9, abs=1e-12)
+        adjusted = pooled[:, col] - slope * (np.array(log_lengths) - center)
+        for i, label in enumerate(("minjerk", "tremor")):
+            d = report.dataset(label)
+            mine, adj = values[label][:, col], adjusted[6 * i : 6 * i + 6]
+            assert d.overall[key] == pytest.approx(mine.mean(), rel=1e-9)
+            assert d.overall[f"{key}_median"] == pytest.approx(np.median(mine), rel=1e-9)
+            assert d.overall[f"{key}_adj"] == pytest.approx(adj.mean(), rel=1e-9)
+            assert d.per_task[TASKS[1]][key] == pytest.approx(mine[3:].mean(), rel=1e-9)
+            assert d.episode_values[key] == pytest.approx(list(mine), rel=1e-9)
+            assert d.episode_values[f"{key}_adj"] == pytest.approx(list(adj), rel=1e-9)
+    # the tremor reaches are also longer; adjusted for length, they are still the less smooth ones
+    claims = report.claim_table()
+    for title in ("SPARC mean", "SPARC (length-adjusted)", "LDLJ mean", "LDLJ (length-adjusted)"):
+        assert f"| smoother ({title}) | yes (" in claims
+    assert "| SPARC (length-adjusted) (higher is better) | **" in report.comparison_table()
+    md = report.to_markdown()
+    assert "**SPARC** (spectral arc length): of the eef speed profile at 20 Hz" in md
+    assert "one intercept per (dataset, task)" in md and "sparc " in md.split("Slopes: ")[1]
+    assert Report.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_length_adjustment_of_a_single_dataset_fits_its_own_episodes(reaches):
+    es = load_episode_set(str(reaches["minjerk"]))
+    d = compute_report([es]).datasets[0]
+    # fitted over the same pool, the adjusted values keep the raw mean (they are moved to its mean log-length)
+    for key in ("jerk", "abs_delta_action", "sparc", "ldlj"):
+        assert d.overall[f"{key}_adj"] == pytest.approx(d.overall[key], rel=1e-9)
+    jerk = [M.mean_squared_jerk(ep.actions[:, :6]) for ep in es.episodes]
+    assert d.overall["jerk"] == pytest.approx(np.mean(jerk), rel=1e-9)
+    # the shorter reaches (same distance in fewer steps) are the jerkier per step: the slope is negative
+    assert jerk[0] > jerk[1] > jerk[2]
 
 
 def test_success_rate_comes_from_provenance_attempts(datasets, tmp_path):

@@ -321,3 +321,30 @@ def test_lerobots_own_dataset_tools_accept_a_packed_dataset(packed, tmp_path: Pa
     assert aggr.num_episodes == 8 and aggr.num_frames == 2 * source.num_frames
     np.testing.assert_array_equal(aggr[source.num_frames]["action"].numpy(), source[0]["action"].numpy())
     assert aggr[source.num_frames]["observation.images.image"].shape == (3, SIZE, SIZE)
+
+
+def test_packed_episodes_carry_their_quality_figures_through_a_merge(packed, tmp_path: Path) -> None:
+    """The generator stores each episode's figures as quality/<name> columns; lerobot's aggregate keeps them."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_diffrl.data import metrics as M
+    from lerobot_diffrl.data.quality import QUALITY_NAMES, episode_quality, stored_quality
+
+    root, staging, frames = packed
+    quality = stored_quality(root)
+    assert sorted(quality) == [0, 1, 2, 3]
+    for index, (_, meta) in enumerate(staging.kept_episodes()):
+        attempt = meta["attempt"]
+        src = frames[f"libero_object__{attempt['task_id']:03d}__{attempt['number']:06d}"]
+        want = episode_quality(src.action, src.state[:, :3], fs=FPS)
+        assert list(quality[index]) == list(QUALITY_NAMES)
+        assert quality[index] == pytest.approx(want, rel=1e-12, nan_ok=True)
+        assert quality[index]["length"] == len(src)
+        assert quality[index]["jerk"] == pytest.approx(M.mean_squared_jerk(src.action[:, :6]), rel=1e-12)
+    assert LeRobotDataset("local/test", root=root).meta.episodes["quality/length"] == [7, 12, 9, 10]
+    aggregate_datasets(["local/a", "local/b"], "local/aggr", roots=[root, root], aggr_root=tmp_path / "aggr")
+    merged = stored_quality(tmp_path / "aggr")
+    assert sorted(merged) == list(range(8))
+    for i in range(8):
+        assert merged[i] == pytest.approx(quality[i % 4], nan_ok=True)
