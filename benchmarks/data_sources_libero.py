@@ -106,6 +106,7 @@ def merged(source: str, parts: list[Path], work: Path) -> Path:
     out = work / "students" / f"{source}_data"
     if out.exists():
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = work / "students" / f"{source}_merged"
     shutil.rmtree(tmp, ignore_errors=True)
     sh(

@@ -102,11 +102,10 @@ class GenerateStage:
     """Stage 4, rollouts of the fine-tuned experts as one LeRobotDataset (``lerobot-diffrl-generate``, merged)."""
 
     episodes_per_task: int = 2
-    #: Extra ``lerobot-diffrl-generate`` arguments. Successes only, as the paper keeps (a failed episode of this
-    #: expert is ~50x jerkier than the demos: 280 steps of hesitation); the cap bounds the attempts.
-    args: list[str] = field(
-        default_factory=lambda: ["--image_size=64", "--n_envs=2", "--max_attempts_per_task=12"]
-    )
+    #: Extra ``lerobot-diffrl-generate`` arguments. The tiny expert succeeds on ~20% of init states, so the tiny
+    #: recipe keeps every episode (``--keep=all`` adds the success column) to bound its cost; the paper keeps
+    #: successes only (``benchmarks/data_sources_libero.py`` does: a failed episode is far jerkier).
+    args: list[str] = field(default_factory=lambda: ["--keep=all", "--image_size=64", "--n_envs=2"])
 
 
 @dataclass
