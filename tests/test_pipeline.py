@@ -300,7 +300,12 @@ def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: P
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     out = tmp_path / "run"
-    args = [f"--output_dir={out}", "--stages=[demos]", "--demos.episodes_per_task=2"]
+    args = [
+        f"--output_dir={out}",
+        "--stages=[demos]",
+        '--tasks=["libero_object:0,1"]',
+        "--demos.episodes_per_task=2",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "lerobot_diffrl.scripts.pipeline", *args],
