@@ -36,6 +36,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from method_libero import REPO, sh  # noqa: E402  (the sibling benchmark's runner)
 
+from lerobot_diffrl.recipes.state_expert import STATE_BC_ARGS  # noqa: E402
+
 #: Data source -> (policy type, folder of its checkpoint in a method_libero task folder); scripted has none.
 SOURCES: dict[str, tuple[str, str] | None] = {
     "diffrl_rl": ("diffrl", "diffrl_rl/checkpoints/last/pretrained_model"),
@@ -46,14 +48,12 @@ SOURCES: dict[str, tuple[str, str] | None] = {
 }
 #: The sources students are trained on, with the paper's VLA success on the matching data (arXiv 2509.19752).
 STUDENT_SOURCES = {"diffrl_rl": 0.819, "scripted": 0.766, "gauss_rl": 0.693}
+#: The state experts' diffusion settings (MLP denoiser, K = 20, lr 1e-3), on cameras instead of the object state.
 STUDENT_ARGS = [
+    *(a for a in STATE_BC_ARGS["diffrl"] if not a.startswith(("--policy.use_images=", "--batch_size="))),
     "--policy.use_images=true",
     "--policy.vision_width=16",
     "--policy.image_feature_dim=32",
-    "--policy.denoiser=mlp",
-    "--policy.num_train_timesteps=20",
-    "--policy.ddim_steps=10",
-    "--policy.optimizer_lr=1e-3",
 ]
 
 

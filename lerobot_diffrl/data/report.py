@@ -41,7 +41,7 @@ import numpy as np
 
 from lerobot_diffrl.data import metrics as M
 from lerobot_diffrl.data.dataset_io import Episode, EpisodeSet
-from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS, episode_quality
+from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS, QUALITY_NAMES, episode_quality
 from lerobot_diffrl.errors import ConfigError
 
 
@@ -95,7 +95,7 @@ CLAIMS: tuple[tuple[str, str], ...] = (
     ("length_mean", "more efficient"),
 )
 #: Episode-level values kept in the report for the distribution plots.
-EPISODE_METRICS = ("length", "jerk", "abs_delta_action", "path_length", "sparc", "ldlj")
+EPISODE_METRICS = QUALITY_NAMES
 #: Per-episode smoothness metrics that are also reported length-adjusted (as ``<key>_adj``).
 LENGTH_ADJUSTED = ("jerk", "abs_delta_action", "sparc", "ldlj")
 #: Per-episode metrics also aggregated by their median (``<key>_median``).

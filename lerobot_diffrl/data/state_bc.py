@@ -17,7 +17,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -26,9 +25,9 @@ import torch
 from lerobot.configs.train import TrainPipelineConfig
 from tqdm import tqdm
 
+from lerobot_diffrl.data.dataset_io import open_lerobot_dataset
 from lerobot_diffrl.errors import ConfigError, DatasetError
 
-log = logging.getLogger(__name__)
 ACTION = "action"
 
 
@@ -63,7 +62,6 @@ def train_state_bc(cfg: TrainPipelineConfig) -> Path:
     package's types, on a dataset without cameras, are accepted.
     """
     from lerobot.common.train_utils import get_step_checkpoint_dir, save_checkpoint, update_last_checkpoint
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.optim.factory import make_optimizer_and_scheduler
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
@@ -83,7 +81,10 @@ def train_state_bc(cfg: TrainPipelineConfig) -> Path:
         # against them (measured 33 steps/s with one thread, 1.5 with two next to an RL run on 2 cores)
         torch.set_num_threads(1)
     torch.manual_seed(cfg.seed)
-    dataset = LeRobotDataset(cfg.dataset.repo_id, root=cfg.dataset.root)
+    root = Path(cfg.dataset.root).expanduser() if cfg.dataset.root else None
+    if root is not None and not (root / "meta" / "info.json").is_file():
+        raise DatasetError(f"dataset folder {cfg.dataset.root} does not exist or is not a LeRobotDataset")
+    dataset = open_lerobot_dataset(cfg.dataset.repo_id, root, str(cfg.dataset.root or cfg.dataset.repo_id))
     if dataset.meta.camera_keys:
         raise ConfigError(
             "in-memory BC reads no camera: strip the dataset's cameras first "

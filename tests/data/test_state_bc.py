@@ -115,6 +115,7 @@ def test_cli_writes_a_lerobot_train_checkpoint_that_learns(state_dataset: Path, 
     [
         (["--policy.use_images=true"], "trains a state policy"),
         (["--steps=0"], "steps"),
+        (["--dataset.root=/nonexistent/demos"], "does not exist"),
     ],
 )
 def test_bad_input_is_one_error_line(
