@@ -37,14 +37,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from method_libero import REPO, sh  # noqa: E402  (the sibling benchmark's runner)
 
 from lerobot_diffrl.recipes.state_expert import STATE_BC_ARGS  # noqa: E402
+from lerobot_diffrl.run_files import last_pretrained_model  # noqa: E402
 
-#: Data source -> (policy type, folder of its checkpoint in a method_libero task folder); scripted has none.
+#: Data source -> (policy type, its run folder in a method_libero task folder); scripted has none.
 SOURCES: dict[str, tuple[str, str] | None] = {
-    "diffrl_rl": ("diffrl", "diffrl_rl/checkpoints/last/pretrained_model"),
-    "diffrl_bc": ("diffrl", "diffrl_bc/checkpoints/last/pretrained_model"),
+    "diffrl_rl": ("diffrl", "diffrl_rl"),
+    "diffrl_bc": ("diffrl", "diffrl_bc"),
     "scripted": None,
-    "gauss_bc": ("gaussrl", "gaussrl_bc/checkpoints/last/pretrained_model"),
-    "gauss_rl": ("gaussrl", "gaussrl_rl/checkpoints/last/pretrained_model"),
+    "gauss_bc": ("gaussrl", "gaussrl_bc"),
+    "gauss_rl": ("gaussrl", "gaussrl_rl"),
 }
 #: The sources students are trained on, with the paper's VLA success on the matching data (arXiv 2509.19752).
 STUDENT_SOURCES = {"diffrl_rl": 0.819, "scripted": 0.766, "gauss_rl": 0.693}
@@ -67,14 +68,13 @@ def generate(
     if (out.parent / f"{out.name}.failed").exists():
         return False
     spec = SOURCES[source]
-    if spec is not None and not (method_dir / spec[1]).exists():
-        raise SystemExit(
-            f"error: {method_dir / spec[1]} does not exist: run benchmarks/method_libero.py first"
-        )
+    policy = None if spec is None else last_pretrained_model(method_dir / spec[1])
+    if policy is not None and not policy.exists():
+        raise SystemExit(f"error: {policy} does not exist: run benchmarks/method_libero.py first")
     actor = (
         ["--actor.type=scripted"]
         if spec is None
-        else [f"--actor.type={spec[0]}", f"--actor.path={method_dir / spec[1]}", "--actor.device=cpu"]
+        else [f"--actor.type={spec[0]}", f"--actor.path={policy}", "--actor.device=cpu"]
     )
     cmd = [
         "lerobot-diffrl-generate",
@@ -143,7 +143,7 @@ def student(
 ) -> dict:
     """Train the camera-only student on ``data`` and evaluate it on init states 0 .. eval_episodes - 1."""
     train = work / "students" / f"{source}_student"
-    ckpt = train / "checkpoints" / "last" / "pretrained_model"
+    ckpt = last_pretrained_model(train)
     log = work / "students" / f"{source}.log"
     if not ckpt.exists():
         shutil.rmtree(train, ignore_errors=True)
@@ -213,7 +213,7 @@ def report(sets: dict[str, list[Path]], work: Path) -> dict:
 
 
 def main() -> None:
-    from lerobot_diffrl.rl.evaluation import wilson_interval
+    from lerobot_diffrl.stats import wilson_interval
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="libero_object:0")

@@ -91,12 +91,13 @@ def demos(task: tuple[str, int], work: Path, args: argparse.Namespace) -> tuple[
 def expert(kind: str, task: tuple[str, int], state_root: Path, work: Path, args: argparse.Namespace) -> dict:
     """BC then RL of one expert; the RL run's summary plus its learning curve."""
     from lerobot_diffrl.recipes.state_expert import state_bc_command, state_rl_command
+    from lerobot_diffrl.run_files import last_pretrained_model
 
     suite, tid = task
     bc_dir, rl_dir = work / f"{kind}_bc", work / f"{kind}_rl"
     steps = args.bc_steps_diffrl if kind == "diffrl" else args.bc_steps_gauss
     t0 = time.perf_counter()
-    ckpt = bc_dir / "checkpoints" / "last" / "pretrained_model"
+    ckpt = last_pretrained_model(bc_dir)
     if not ckpt.exists():
         shutil.rmtree(bc_dir, ignore_errors=True)
         # lerobot-train's loader would take ~30 min per expert here (see lerobot_diffrl/data/state_bc.py)
@@ -125,7 +126,7 @@ def expert(kind: str, task: tuple[str, int], state_root: Path, work: Path, args:
             args.eval_episodes,
             args.seed,
         )
-        sh(cmd + resume, work / f"{kind}_rl.log")
+        sh(cmd + args.rl_args.split() + resume, work / f"{kind}_rl.log")
     summary = json.loads((rl_dir / "summary.json").read_text())
     return {**summary, "bc_s": bc_s, "rl_s": time.perf_counter() - t0, "curve": curve(rl_dir)}
 
@@ -169,7 +170,7 @@ def plot(per_task: dict[str, dict], out: Path) -> None:
 
 
 def task_row(name: str, res: dict, n: int) -> dict:
-    from lerobot_diffrl.rl.evaluation import wilson_interval
+    from lerobot_diffrl.stats import wilson_interval
 
     row = {"task": name}
     for kind, tag in zip(KINDS, ("diffrl", "gauss"), strict=True):
@@ -192,6 +193,11 @@ def main() -> None:
     parser.add_argument("--n_envs", type=int, default=16)
     parser.add_argument("--n_steps", type=int, default=10, help="action chunks per env per iteration")
     parser.add_argument("--eval_episodes", type=int, default=50)
+    parser.add_argument(
+        "--rl_args",
+        default="",
+        help="extra lerobot-diffrl-rl flags for both experts, e.g. '--ppo.batch_size=1000'",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work_dir", default="outputs/benchmarks/method_libero")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "method_libero.json"))

@@ -352,6 +352,7 @@ def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task
     bc_args = json.dumps(["--steps=2", "--batch_size=2", *recipe])
     args = [
         f"--output_dir={out}",
+        '--tasks=["libero_object:0,1"]',
         "--stages=[demos,bc]",
         "--demos.source=dataset",
         "--demos.repo_id=local/tiny_libero",
@@ -377,7 +378,7 @@ def test_per_task_experts_from_an_existing_demo_dataset_each_see_only_their_task
         assert state_copy.num_episodes == 2 and not state_copy.meta.camera_keys
 
     missing = run_pipeline(
-        f"--output_dir={tmp_path / 'run2'}", "--tasks=[libero_object:5]", *args[1:], timeout=300
+        f"--output_dir={tmp_path / 'run2'}", "--tasks=[libero_object:5]", *args[2:], timeout=300
     )
     assert missing.returncode == 2
     assert (

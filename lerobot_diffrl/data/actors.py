@@ -22,6 +22,7 @@ from lerobot_diffrl.envs.lerobot_batch import IMAGE_KEYS, OBS_ENV_STATE, lerobot
 from lerobot_diffrl.envs.pool import SlotSpec
 from lerobot_diffrl.envs.suites import task_spec
 from lerobot_diffrl.errors import CheckpointError, ConfigError
+from lerobot_diffrl.run_files import PRETRAINED_MODEL_DIR, last_pretrained_model
 
 POLICY_TYPES = ("diffrl", "gaussrl")
 ACTOR_TYPES = ("scripted", "policy", *POLICY_TYPES)
@@ -56,8 +57,8 @@ def resolve_checkpoint(path: str) -> tuple[Path, str | None]:
             raise CheckpointError(f"checkpoint {path} does not exist")
         for candidate in (
             local,
-            local / "pretrained_model",
-            local / "checkpoints" / "last" / "pretrained_model",
+            local / PRETRAINED_MODEL_DIR,
+            last_pretrained_model(local),
         ):
             if (candidate / "config.json").is_file():
                 if not (candidate / "model.safetensors").is_file():

@@ -14,7 +14,6 @@ LeRobot silently trying to download the missing files from the Hub.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from lerobot_diffrl.data.provenance import PROVENANCE_FILE, read_provenance
 from lerobot_diffrl.errors import DatasetError
+from lerobot_diffrl.hub import hub_offline
 
 #: Frame-level columns read as a per-episode success flag, first hit wins (``next.success`` is lerobot-eval's).
 SUCCESS_COLUMNS = ("next.success", "success", "is_success")
@@ -176,18 +176,6 @@ def check_finalized(root: Path, *, videos: bool = True) -> dict[str, Any]:
 
 def looks_like_repo_id(source: str) -> bool:
     return bool(_REPO_ID_RE.match(source)) and not source.startswith((".", "/", "~"))
-
-
-def hub_offline() -> bool:
-    """Whether Hub access is disabled (``HF_HUB_OFFLINE``, read now and at huggingface_hub's import)."""
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {
-        "1",
-        "ON",
-        "YES",
-        "TRUE",
-    }
 
 
 def open_lerobot_dataset(repo_id: str, root: Path | None, source: str, *, videos: bool = False) -> Any:

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lerobot_diffrl.data.card import write_dataset_card
-from lerobot_diffrl.data.dataset_io import check_finalized, hub_offline, open_lerobot_dataset
+from lerobot_diffrl.data.dataset_io import check_finalized, open_lerobot_dataset
 from lerobot_diffrl.errors import ConfigError, DatasetError
+from lerobot_diffrl.hub import hub_offline
 
 logger = logging.getLogger(__name__)
 

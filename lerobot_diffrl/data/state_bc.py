@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from lerobot_diffrl.data.dataset_io import open_lerobot_dataset
 from lerobot_diffrl.errors import ConfigError, DatasetError
+from lerobot_diffrl.run_files import last_pretrained_model
 
 ACTION = "action"
 
@@ -101,7 +102,7 @@ def train_state_bc(cfg: TrainPipelineConfig) -> Path:
     save_checkpoint(tmp, cfg.steps, cfg, policy, optimizer, scheduler, pre, post)
     tmp.rename(checkpoint)  # a killed save leaves no checkpoint that looks complete
     update_last_checkpoint(checkpoint)
-    return checkpoint.parent / "last" / "pretrained_model"
+    return last_pretrained_model(Path(cfg.output_dir))
 
 
 def _fit(policy, pre, data: dict, tasks: list[str], optimizer, scheduler, cfg: TrainPipelineConfig) -> None:

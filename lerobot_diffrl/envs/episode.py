@@ -14,11 +14,13 @@ rendered at that step: images stay identical to lerobot's env.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lerobot_diffrl.envs.fast_state import FastStateStep, fast_step_unsupported
 from lerobot_diffrl.envs.libero_task import NOOP_ACTION, make_task_sim
 from lerobot_diffrl.envs.observations import CAMERA_KEYS, object_vector, robot_vector
 from lerobot_diffrl.envs.suites import TaskSpec, load_init_states
@@ -76,8 +78,11 @@ class StepResult:
 class TaskEpisode:
     """Runs episodes of one task on one simulator: soft reset, init states, truncation, sparse reward.
 
-    ``render=False`` builds the simulator without any renderer (state mode). With ``render=True`` each
-    :meth:`reset`/:meth:`step` takes ``render`` to say whether the returned images must be fresh.
+    ``render=False`` builds the simulator without any renderer (state mode) and, with ``fast_state`` (the
+    default), steps it with :class:`~lerobot_diffrl.envs.fast_state.FastStateStep`: the same simulator states,
+    observations and rewards, about 1.7x faster. A task the fast step is not checked for falls back to
+    robosuite's step with a warning. With ``render=True`` each :meth:`reset`/:meth:`step` takes ``render`` to
+    say whether the returned images must be fresh.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class TaskEpisode:
         build_seed: int = 0,
         settle_steps: int = SETTLE_STEPS,
         render_gpu_device_id: int = -1,
+        fast_state: bool = True,
     ):
         if control_mode not in CONTROL_MODES:
             raise ConfigError(f"control_mode must be one of {CONTROL_MODES}, got {control_mode!r}")
@@ -111,10 +117,33 @@ class TaskEpisode:
             render_gpu_device_id=render_gpu_device_id,
         )
         self.gate = RenderGate(self.sim) if render else None
+        #: Whether steps go through the state fast path.
+        self.uses_fast_state = False
+        self._step_sim = self._choose_step(fast_state and not render)
         self.elapsed_steps = 0
         self.init_index = -1
         self.done = True
         self.last_raw: dict[str, Any] | None = None
+
+    def _choose_step(self, fast: bool):
+        """The function one control step calls: the fast state step where it reproduces this task exactly."""
+        if not fast:
+            return self.sim.step
+        why = fast_step_unsupported(self.sim)
+        if why is not None:
+            warnings.warn(
+                f"{self.spec.suite}/{self.spec.task_id}: state fast path off ({why}); using robosuite's step",
+                stacklevel=3,
+            )
+            return self.sim.step
+        fast_step = FastStateStep(self.sim)
+        self.uses_fast_state = True
+
+        def step(action: np.ndarray):
+            result = fast_step(action)
+            return self.sim.step(action) if result is None else result
+
+        return step
 
     @property
     def n_init_states(self) -> int:
@@ -137,7 +166,7 @@ class TaskEpisode:
         raw = self.sim.set_init_state(self.init_states[self.init_index])
         for i in range(self.settle_steps):
             self._set_gate(render and i == self.settle_steps - 1)
-            raw, _, _, _ = self.sim.step(NOOP_ACTION)
+            raw, _, _, _ = self._step_sim(NOOP_ACTION)
         for robot in self.sim.robots:
             robot.controller.use_delta = self.control_mode == "relative"
         self.elapsed_steps = 0
@@ -154,7 +183,7 @@ class TaskEpisode:
         if action.shape != (7,):
             raise ConfigError(f"a LIBERO action has 7 values, got shape {action.shape}")
         self._set_gate(render)
-        raw, _, _, _ = self.sim.step(np.clip(action, -1.0, 1.0))
+        raw, _, _, _ = self._step_sim(np.clip(action, -1.0, 1.0))
         self.elapsed_steps += 1
         success = bool(self.sim.check_success())
         truncated = not success and self.elapsed_steps >= self.max_steps

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from lerobot_diffrl.errors import LiberoSetupError, RenderBackendError
+from lerobot_diffrl.hub import hub_offline
 
 ASSETS_ENV_VAR = "LEROBOT_DIFFRL_LIBERO_ASSETS"
 CONFIG_ENV_VAR = "LIBERO_CONFIG_PATH"
@@ -76,10 +77,6 @@ def hf_libero_asset_locations() -> list[Path]:
     return [_libero_package_root() / "assets", Path.home() / ".cache" / "libero" / "assets"]
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-
-
 def resolve_assets_path(assets: str | os.PathLike | None = None) -> Path:
     """Find LIBERO's asset tree (see the module docstring for the order) or raise with the fix."""
     if assets is not None:
@@ -102,7 +99,7 @@ def resolve_assets_path(assets: str | os.PathLike | None = None) -> Path:
     for candidate in hf_libero_asset_locations():
         if is_asset_tree(candidate):
             return candidate.resolve()
-    if _offline():
+    if hub_offline():
         raise LiberoSetupError(
             "LIBERO assets not found and HF_HUB_OFFLINE is set, so hf-libero cannot download them; "
             f"set {ASSETS_ENV_VAR}=<folder with LIBERO's assets> or run "

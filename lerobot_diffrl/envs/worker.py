@@ -53,6 +53,7 @@ class WorkerConfig:
     build_seed: int
     settle_steps: int
     gpu_device: int = -1
+    fast_state: bool = True
 
 
 class _Worker:
@@ -85,6 +86,7 @@ class _Worker:
                 build_seed=self.cfg.build_seed,
                 settle_steps=self.cfg.settle_steps,
                 render_gpu_device_id=self.cfg.gpu_device,
+                fast_state=self.cfg.fast_state,
             )
             self.episodes[slot] = ep
         return ep

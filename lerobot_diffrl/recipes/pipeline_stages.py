@@ -23,8 +23,7 @@ from lerobot_diffrl.data.provenance import read_provenance
 from lerobot_diffrl.errors import ConfigError, DatasetError
 from lerobot_diffrl.recipes.commands import console_script
 from lerobot_diffrl.recipes.pipeline_config import PipelineConfig
-
-PRETRAINED = "pretrained_model"
+from lerobot_diffrl.run_files import last_checkpoint_link, last_pretrained_model
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,6 @@ class RunLayout:
         return self.root / "stages"
 
 
-def last_checkpoint(train_dir: Path) -> Path:
-    return train_dir / "checkpoints" / "last" / PRETRAINED
-
-
 def expert_groups(cfg: PipelineConfig) -> list[Group]:
     groups = []
     for suite, ids in cfg.suite_tasks().items():
@@ -178,14 +173,14 @@ def _last_loss(log: Path) -> float | None:
 
 
 def _training_figures(train_dir: Path, log: Path) -> dict:
-    return {"checkpoint": str(last_checkpoint(train_dir)), "final_loss": _last_loss(log)}
+    return {"checkpoint": str(last_pretrained_model(train_dir)), "final_loss": _last_loss(log)}
 
 
 def _lerobot_train_command(
     output: Path, fresh_args: list[str], launcher: list[str] | None = None
 ) -> list[str]:
     """``lerobot-train`` (or the VLA launcher), resumed from the last checkpoint when one exists."""
-    config = last_checkpoint(output) / "train_config.json"
+    config = last_pretrained_model(output) / "train_config.json"
     prefix = launcher or [console_script("lerobot-train")]
     if config.is_file():
         return [*prefix, f"--config_path={config}", "--resume=true"]
@@ -381,7 +376,7 @@ def rl_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
         def command(group: Group = group, out: Path = out) -> list[str]:
             cmd = [
                 console_script("lerobot-diffrl-rl"),
-                f"--policy_path={last_checkpoint(layout.bc(group))}",
+                f"--policy_path={last_pretrained_model(layout.bc(group))}",
                 f"--output_dir={out}",
                 f"--env.suites={group.suite}",
                 f"--env.tasks={_ids(group.task_ids)}",
@@ -389,7 +384,7 @@ def rl_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
                 f"--device={cfg.device}",
                 *cfg.rl.args,
             ]
-            if (out / "checkpoints" / "last").exists():
+            if last_checkpoint_link(out).exists():
                 return [*cmd, "--resume=true"]
             _fresh(out)
             return cmd
@@ -413,7 +408,7 @@ def generate_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             cmd = [
                 console_script("lerobot-diffrl-generate"),
                 f"--actor.type={cfg.bc.policy_type}",
-                f"--actor.path={last_checkpoint(layout.rl(group))}",
+                f"--actor.path={last_pretrained_model(layout.rl(group))}",
                 f"--actor.device={cfg.device}",
                 f"--suite={group.suite}",
                 f"--task_ids={_ids(group.task_ids)}",
@@ -602,7 +597,7 @@ def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
         def command(suite: str = suite, ids: list[int] = ids, out: Path = out) -> list[str]:
             return [
                 console_script("lerobot-diffrl-eval"),
-                f"--policy.path={last_checkpoint(layout.vla_train)}",
+                f"--policy.path={last_pretrained_model(layout.vla_train)}",
                 f"--policy.device={cfg.device}",
                 f"--suites={suite}",
                 f"--protocol.task_ids=[{_ids(ids)}]",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_diffrl.errors import CheckpointError, ConfigError, DatasetError
+from lerobot_diffrl.hub import hub_offline
 
 #: lerobot's pi policy types, and the tokenizer id their processors hard-code (``processor_pi0.py:141``).
 PI_TYPES = ("pi0", "pi05")
@@ -25,10 +26,6 @@ PREPROCESSOR_FILE = "policy_preprocessor.json"
 LIBERO_CAMERAS = ("observation.images.image", "observation.images.image2")
 LIBERO_STATE_DIM = 8
 LIBERO_ACTION_DIM = 7
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _looks_like_repo_id(name: str) -> bool:

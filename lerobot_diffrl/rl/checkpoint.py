@@ -28,12 +28,12 @@ from lerobot.utils.random_utils import load_rng_state, save_rng_state
 
 from lerobot_diffrl.errors import CheckpointError
 from lerobot_diffrl.rl.config import RLConfig
+from lerobot_diffrl.run_files import CHECKPOINTS_DIR as CHECKPOINTS
+from lerobot_diffrl.run_files import PRETRAINED_MODEL_DIR as PRETRAINED
+from lerobot_diffrl.run_files import TRAIN_CONFIG_NAME as TRAIN_CONFIG
+from lerobot_diffrl.run_files import TRAINING_STATE_DIR as TRAINING_STATE
+from lerobot_diffrl.run_files import last_checkpoint_link
 
-CHECKPOINTS = "checkpoints"
-LAST = "last"
-PRETRAINED = "pretrained_model"
-TRAINING_STATE = "training_state"
-TRAIN_CONFIG = "train_config.json"
 PROGRESS = "progress.json"
 
 
@@ -42,7 +42,7 @@ def checkpoint_dir(run_dir: Path, iteration: int) -> Path:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    link = run_dir / CHECKPOINTS / LAST
+    link = last_checkpoint_link(run_dir)
     return link.resolve() if link.exists() else None
 
 
@@ -91,7 +91,7 @@ def save_checkpoint(
     if link_tmp.is_symlink() or link_tmp.exists():
         link_tmp.unlink()
     link_tmp.symlink_to(final.name)
-    os.replace(link_tmp, root / LAST)
+    os.replace(link_tmp, last_checkpoint_link(run_dir))
     return final
 
 
@@ -100,7 +100,7 @@ def check_resumable(run_dir: Path) -> Path:
     last = last_checkpoint(run_dir)
     if last is None:
         raise CheckpointError(
-            f"cannot resume: {run_dir / CHECKPOINTS / LAST} does not exist (no checkpoint was written in "
+            f"cannot resume: {last_checkpoint_link(run_dir)} does not exist (no checkpoint was written in "
             f"{run_dir})."
         )
     state = last / TRAINING_STATE

@@ -79,6 +79,7 @@ def make_rl_env(cfg: RLEnvConfig, seed: int) -> RLEnv:
         seed=seed,
         n_workers=cfg.n_workers,
         step_timeout_s=cfg.step_timeout_s,
+        fast_state=cfg.fast_state,
     )
     return RLEnv(
         pool,

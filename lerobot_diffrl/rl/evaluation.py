@@ -9,7 +9,6 @@ Actions are deterministic (DDIM with eta 0, fixed initial noise; the Gaussian's 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,20 +19,10 @@ import torch
 from lerobot_diffrl.rl.envs import RLEnv
 from lerobot_diffrl.rl.policy_io import LoadedPolicy, env_actions, policy_inputs
 from lerobot_diffrl.rl.rollout import autocast
+from lerobot_diffrl.stats import wilson_interval
 
 #: Init states per LIBERO task (every suite ships 50).
 LIBERO_INIT_STATES = 50
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% by default); (nan, nan) for n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass

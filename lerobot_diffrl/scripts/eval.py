@@ -72,7 +72,9 @@ def _lerobot_eval() -> str:
 
 
 def _default_output_dir(checkpoint: Path) -> Path:
-    name = checkpoint.parent.parent.name if checkpoint.name == "pretrained_model" else checkpoint.name
+    from lerobot_diffrl.run_files import PRETRAINED_MODEL_DIR
+
+    name = checkpoint.parent.parent.name if checkpoint.name == PRETRAINED_MODEL_DIR else checkpoint.name
     return Path("outputs") / "eval" / name
 
 

@@ -115,7 +115,8 @@ def parse_train_config(args: list[str]) -> Any:
 def _check_base_model(cfg: Any) -> Path | None:
     """The base model's local folder (``policy.pretrained_path``), checked to be a complete checkpoint of the
     recipe's type; ``None`` when the recipe trains from scratch or resumes."""
-    from lerobot_diffrl.recipes.preflight import hub_offline, read_policy_config, resolve_pretrained
+    from lerobot_diffrl.hub import hub_offline
+    from lerobot_diffrl.recipes.preflight import read_policy_config, resolve_pretrained
 
     policy = cfg.policy
     if not policy.pretrained_path or cfg.resume:
@@ -194,12 +195,14 @@ def check_accelerate_config(path: str) -> Any:
 
 def _clean_failed_run(output_dir: Path, existed: bool) -> None:
     """Remove checkpoints a failed run left incomplete, and the output folder if it holds no complete one."""
-    checkpoints = output_dir / "checkpoints"
+    from lerobot_diffrl.run_files import CHECKPOINTS_DIR, PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR
+
+    checkpoints = output_dir / CHECKPOINTS_DIR
     complete = 0
     if checkpoints.is_dir():
         for step_dir in sorted(p for p in checkpoints.iterdir() if p.is_dir() and not p.is_symlink()):
-            ok = (step_dir / "pretrained_model" / "model.safetensors").is_file() and (
-                step_dir / "training_state"
+            ok = (step_dir / PRETRAINED_MODEL_DIR / "model.safetensors").is_file() and (
+                step_dir / TRAINING_STATE_DIR
             ).is_dir()
             if ok:
                 complete += 1

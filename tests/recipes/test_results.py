@@ -13,9 +13,9 @@ from lerobot_diffrl.recipes.results import (
     successes_from_eval_info,
     summarize,
     to_markdown,
-    wilson_interval,
     write_results,
 )
+from lerobot_diffrl.stats import wilson_interval
 
 
 def _hand_wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
