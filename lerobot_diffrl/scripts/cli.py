@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import draccus
 from draccus.utils import DecodingError, ParsingError
 
-from lerobot_diffrl.errors import DiffRLError
+from lerobot_diffrl.errors import ConfigError, DiffRLError
 
 #: Exit status for errors the user can fix (bad arguments, missing files, unknown tasks), as argparse uses.
 USER_ERROR_EXIT = 2
@@ -16,15 +18,52 @@ USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 
 
+def config_path_of(argv: Sequence[str]) -> str | None:
+    """The ``--config_path`` of a command line (``--config_path=X`` or ``--config_path X``), if any."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config_path="):
+            return arg.split("=", 1)[1]
+        if arg == "--config_path" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def check_config_file(path: str) -> None:
+    """A missing, unreadable or malformed config file as one :class:`ConfigError` naming the file and the
+    first problem, before draccus (whose messages are a traceback or the repr of a file object)."""
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"--config_path {path} does not exist")
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config_path {path} cannot be read: {err}") from None
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        kind = "JSON" if file.suffix == ".json" else "YAML"
+        raise ConfigError(
+            f"--config_path {path} is not valid {kind}: {' '.join(str(err).split())[:240]}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config_path {path} must hold a mapping of fields, got {type(data).__name__}")
+
+
 def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:
     """Parse ``--field=value`` overrides (and ``--config_path=<json|yaml>``) into ``config_class``, LeRobot-style.
 
     Unknown flags exit with status 2 and argparse's usage line; a value that does not decode into its field's
-    type (``--steps=many``) exits with status 2 and one ``error:`` line.
+    type (``--steps=many``), a missing or malformed config file exit with status 2 and one ``error:`` line.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return draccus.parse(config_class=config_class, args=list(sys.argv[1:] if argv is None else argv))
-    except (DecodingError, ParsingError) as err:
+        path = config_path_of(args)
+        if path is not None:
+            check_config_file(path)
+        return draccus.parse(config_class=config_class, args=args)
+    except (DecodingError, ParsingError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from lerobot_diffrl.errors import CheckpointError, ConfigError, DatasetError
 from lerobot_diffrl.recipes.commands import console_script
-from lerobot_diffrl.scripts.cli import run_cli
+from lerobot_diffrl.scripts.cli import check_config_file, run_cli
 
 LAUNCHER_FLAGS = ("accelerate_config", "num_processes", "dry_run")
 
@@ -90,8 +90,7 @@ def parse_train_config(args: list[str]) -> Any:
     cli_args = parser.filter_path_args(["policy"], list(args))
     try:
         if config_path:
-            if not Path(config_path).is_file():
-                raise ConfigError(f"recipe not found: {config_path}")
+            check_config_file(config_path)
             cli_args = parser.filter_arg("config_path", cli_args)
             with draccus.config_type("json"):
                 cfg = draccus.parse(TrainPipelineConfig, config_path, args=cli_args)
