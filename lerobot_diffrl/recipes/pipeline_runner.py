@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import time
 from dataclasses import asdict
@@ -32,6 +33,7 @@ from lerobot_diffrl.data.staging import write_json_atomic
 from lerobot_diffrl.errors import ConfigError, DiffRLError
 from lerobot_diffrl.recipes.pipeline_config import STAGES, PipelineConfig
 from lerobot_diffrl.recipes.pipeline_stages import STAGE_JOBS, Job, RunLayout
+from lerobot_diffrl.signals import Terminated
 
 RECIPE_FILE = "recipe.json"
 SUMMARY_JSON = "summary.json"
@@ -148,7 +150,11 @@ def run_command(argv: list[str], log: Path, bar: tqdm, env: dict[str, str]) -> i
                 if lines:
                     bar.set_postfix_str(lines[-1].strip()[-70:], refresh=True)
             return proc.wait()
-        except KeyboardInterrupt:  # the command got the same SIGINT: let it save and stop
+        except KeyboardInterrupt as stop:
+            # Ctrl-C reached the command too (one process group); a SIGTERM sent to the pipeline alone is
+            # forwarded, so the command saves and stops as it would on its own preemption.
+            if isinstance(stop, Terminated) and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=120)
             except subprocess.TimeoutExpired:

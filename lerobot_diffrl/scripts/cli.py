@@ -11,6 +11,7 @@ import draccus
 from draccus.utils import DecodingError, ParsingError
 
 from lerobot_diffrl.errors import ConfigError, DiffRLError
+from lerobot_diffrl.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
 #: Exit status for errors the user can fix (bad arguments, missing files, unknown tasks), as argparse uses.
 USER_ERROR_EXIT = 2
@@ -69,12 +70,17 @@ def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | Non
 
 
 def run_cli(main: Callable[[], object]) -> int:
-    """Run ``main``; map the project's errors to ``error: <message>`` on stderr and exit status 2."""
+    """Run ``main``; map the project's errors to ``error: <message>`` on stderr and exit status 2, and SIGTERM
+    to the same clean stop as Ctrl-C (:mod:`lerobot_diffrl.signals`), exit status 143."""
     try:
-        result = main()
+        with sigterm_as_interrupt():
+            result = main()
     except DiffRLError as err:
         print(f"error: {err}", file=sys.stderr)
         return USER_ERROR_EXIT
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT

@@ -127,6 +127,35 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(passage_bc: Path, tmp_path
 
 
 @pytest.mark.slow
+def test_sigterm_after_three_iterations_writes_a_checkpoint_and_resume_finishes(
+    passage_bc: Path, tmp_path: Path
+) -> None:
+    """Preemption (SLURM, Kubernetes, Ray send SIGTERM) between periodic checkpoints (save_freq 5) keeps the work."""
+    run = tmp_path / "run"
+    config = _quick_config(passage_bc, run, 40, tmp_path)
+    cfg = json.loads(config.read_text())
+    cfg["save_freq"] = 5
+    config.write_text(json.dumps(cfg))
+    proc = _spawn(config)
+    deadline = time.monotonic() + 240
+    while len([r for r in read_metrics(run) if "policy_loss" in r or "value_loss" in r]) < 3:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "three iterations never finished"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "checkpoint of iteration" in err and "terminated" in err
+    stopped = json.loads((last_checkpoint(run) / TRAINING_STATE / "progress.json").read_text())["iteration"]
+    assert 3 <= stopped < 40  # saved at the signal, not only at the periodic saves or the end
+    resumed = _spawn(config, "--resume=true")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    final = json.loads((last_checkpoint(run) / TRAINING_STATE / "progress.json").read_text())
+    assert final["iteration"] == 40
+
+
+@pytest.mark.slow
 def test_sigkill_never_leaves_a_corrupt_checkpoint_and_resume_recovers(
     passage_bc: Path, tmp_path: Path
 ) -> None:
