@@ -108,6 +108,7 @@ class TaskEpisode:
         self.max_steps = max_steps if max_steps is not None else spec.max_steps
         self.control_mode = control_mode
         self.settle_steps = settle_steps
+        self.build_seed = build_seed
         self.init_states = load_init_states(spec)
         self.sim = make_task_sim(
             spec,
@@ -153,6 +154,27 @@ class TaskEpisode:
         if self.gate is not None:
             self.gate.open = value
 
+    def _fresh_scene(self) -> None:
+        """robosuite's soft reset, made a function of the init state alone.
+
+        Two things would otherwise carry over from whatever ran before: robosuite re-samples the fixtures'
+        poses (LIBERO's init states pin only the movable objects) from NumPy's global RNG, and it keeps the
+        gripper's last command, which then drives the settle steps. Here the fixtures are drawn from an RNG
+        seeded by (build seed, init state), with the global RNG left as it was, and the gripper starts open-loop
+        from its construction value, so ``reset(i)`` gives the same scene and first observation every time
+        (gymnasium's ``check_env`` determinism check).
+        """
+        saved = np.random.get_state()
+        np.random.seed([self.build_seed, self.init_index])
+        try:
+            self.sim.reset()
+        finally:
+            np.random.set_state(saved)
+        for robot in self.sim.robots:
+            gripper = getattr(robot, "gripper", None)
+            if gripper is not None:
+                gripper.current_action = np.zeros(gripper.dof)
+
     def reset(self, init_index: int, render: bool = True) -> dict[str, Any]:
         """Soft reset to init state ``init_index`` (modulo the number of states), settle, return the raw obs.
 
@@ -160,8 +182,8 @@ class TaskEpisode:
         steps' frames are skipped.
         """
         self._set_gate(False)
-        self.sim.reset()
         self.init_index = int(init_index) % self.n_init_states
+        self._fresh_scene()
         self._set_gate(render and self.settle_steps == 0)
         raw = self.sim.set_init_state(self.init_states[self.init_index])
         for i in range(self.settle_steps):
