@@ -115,5 +115,23 @@ def load_init_states(spec: TaskSpec) -> np.ndarray:
         raise UnknownTaskError(
             f"init states of {spec.suite}/{spec.task_id} missing at {spec.init_states_file}"
         )
-    states = torch.load(spec.init_states_file, weights_only=False)
+    # LIBERO's files are NumPy arrays pickled by torch.save; allow exactly the globals such an array needs, so a
+    # redirected LIBERO config (``~/.libero/config.yaml``) cannot make this load run arbitrary code.
+    import numpy._core.multiarray as multiarray
+    from torch.serialization import safe_globals
+
+    allowed = [
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.ndarray,
+        (np.dtype, "numpy.dtype"),
+        type(np.dtype(np.float64)),
+    ]
+    try:
+        with safe_globals(allowed):
+            states = torch.load(spec.init_states_file, weights_only=True)
+    except Exception as err:  # noqa: BLE001  (unpickling errors of every kind mean "not an init-state file")
+        raise UnknownTaskError(
+            f"init states of {spec.suite}/{spec.task_id} at {spec.init_states_file} are not a plain array of "
+            f"states: {str(err).splitlines()[0][:200]}"
+        ) from None
     return np.asarray(states, dtype=np.float64)

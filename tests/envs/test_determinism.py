@@ -77,3 +77,25 @@ def test_gym_env_and_pool_give_identical_observations() -> None:
         for part in ("eef", "gripper", "joints"):
             for key, value in robot[part].items():
                 assert np.array_equal(g["robot_state"][part][key], value), f"{part}.{key}, step {step}"
+
+
+def test_init_state_files_load_without_running_code(tmp_path, monkeypatch) -> None:
+    """torch.load of an init-state file accepts plain arrays only: a pickle that would run code is refused."""
+    import dataclasses
+
+    import torch
+
+    from lerobot_diffrl.envs.suites import load_init_states
+    from lerobot_diffrl.errors import UnknownTaskError
+
+    spec = task_spec(*SPATIAL)
+    assert load_init_states(spec).shape == (50, 92)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pruned_init"
+    torch.save(Payload(), evil)
+    with pytest.raises(UnknownTaskError, match="not a plain array of states"):
+        load_init_states(dataclasses.replace(spec, init_states_file=evil))
