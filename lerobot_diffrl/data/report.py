@@ -41,7 +41,7 @@ import numpy as np
 
 from lerobot_diffrl.data import metrics as M
 from lerobot_diffrl.data.dataset_io import Episode, EpisodeSet
-from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS, QUALITY_NAMES, episode_quality
+from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS, QUALITY_BY_NAME, QUALITY_NAMES, episode_quality
 from lerobot_diffrl.errors import ConfigError
 
 
@@ -55,21 +55,28 @@ class MetricSpec:
     fmt: str = ".4g"
 
 
+def _per_episode(key: str, title: str, base: str) -> MetricSpec:
+    """A dataset figure built from a per-episode quality figure: its unit and better direction are that
+    figure's (:data:`lerobot_diffrl.data.quality.QUALITY_METRICS`, their one home)."""
+    metric = QUALITY_BY_NAME[base]
+    return MetricSpec(key, title, metric.unit, metric.better)
+
+
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("n_episodes", "episodes", "", None, "d"),
     MetricSpec("success_rate", "generation success rate", "", "higher", ".1f"),
     MetricSpec("length_mean", "episode length mean", "steps", None, ".1f"),
     MetricSpec("length_std", "episode length std", "steps", None, ".1f"),
-    MetricSpec("jerk", "mean squared jerk", "(a.u./step^3)^2", "lower"),
-    MetricSpec("jerk_adj", "mean squared jerk (length-adjusted)", "(a.u./step^3)^2", "lower"),
-    MetricSpec("sparc", "SPARC mean", "", "higher"),
-    MetricSpec("sparc_median", "SPARC median", "", "higher"),
-    MetricSpec("sparc_adj", "SPARC (length-adjusted)", "", "higher"),
-    MetricSpec("ldlj", "LDLJ mean", "", "higher"),
-    MetricSpec("ldlj_median", "LDLJ median", "", "higher"),
-    MetricSpec("ldlj_adj", "LDLJ (length-adjusted)", "", "higher"),
-    MetricSpec("abs_delta_action", "mean abs delta action", "a.u./step", "lower"),
-    MetricSpec("abs_delta_action_adj", "mean abs delta action (length-adjusted)", "a.u./step", "lower"),
+    _per_episode("jerk", "mean squared jerk", "jerk"),
+    _per_episode("jerk_adj", "mean squared jerk (length-adjusted)", "jerk"),
+    _per_episode("sparc", "SPARC mean", "sparc"),
+    _per_episode("sparc_median", "SPARC median", "sparc"),
+    _per_episode("sparc_adj", "SPARC (length-adjusted)", "sparc"),
+    _per_episode("ldlj", "LDLJ mean", "ldlj"),
+    _per_episode("ldlj_median", "LDLJ median", "ldlj"),
+    _per_episode("ldlj_adj", "LDLJ (length-adjusted)", "ldlj"),
+    _per_episode("abs_delta_action", "mean abs delta action", "abs_delta_action"),
+    _per_episode("abs_delta_action_adj", "mean abs delta action (length-adjusted)", "abs_delta_action"),
     MetricSpec("path_length_mean", "eef path length mean", "m", None),
     MetricSpec("path_length_var", "eef path length variance", "m^2", "lower"),
     MetricSpec("endpoint_var", "endpoint variance", "m^2", "lower"),
