@@ -28,7 +28,7 @@ def passage_bc(tmp_path_factory) -> Path:
     return pretrain_passage_policy("diffrl", tmp_path_factory.mktemp("bc") / "diffrl", steps=100, seed=0)
 
 
-def _quick_config(ckpt: Path, run: Path, iterations: int, tmp: Path, **eval_kw) -> Path:
+def _quick_config(ckpt: Path, run: Path, iterations: int, tmp: Path, save_freq: int = 1, **eval_kw) -> Path:
     cfg = passage_rl_config(
         ckpt, run, iterations=iterations, seed=0, eval_episodes=eval_kw.get("episodes", 0)
     )
@@ -36,7 +36,7 @@ def _quick_config(ckpt: Path, run: Path, iterations: int, tmp: Path, **eval_kw) 
     cfg.ppo.n_steps = 5
     cfg.ppo.batch_size = 40
     cfg.ppo.update_epochs = 2
-    cfg.save_freq = 1
+    cfg.save_freq = save_freq
     return write_config(cfg, tmp / f"rl_{run.name}.json")
 
 
@@ -103,6 +103,11 @@ def _spawn(config: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def _progress(run: Path) -> dict:
+    """The progress record of the run's last checkpoint."""
+    return json.loads((last_checkpoint(run) / TRAINING_STATE / "progress.json").read_text())
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -132,10 +137,7 @@ def test_sigterm_after_three_iterations_writes_a_checkpoint_and_resume_finishes(
 ) -> None:
     """Preemption (SLURM, Kubernetes, Ray send SIGTERM) between periodic checkpoints (save_freq 5) keeps the work."""
     run = tmp_path / "run"
-    config = _quick_config(passage_bc, run, 40, tmp_path)
-    cfg = json.loads(config.read_text())
-    cfg["save_freq"] = 5
-    config.write_text(json.dumps(cfg))
+    config = _quick_config(passage_bc, run, 40, tmp_path, save_freq=5)
     proc = _spawn(config)
     deadline = time.monotonic() + 240
     while len([r for r in read_metrics(run) if "policy_loss" in r or "value_loss" in r]) < 3:
@@ -146,13 +148,12 @@ def test_sigterm_after_three_iterations_writes_a_checkpoint_and_resume_finishes(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "checkpoint of iteration" in err and "terminated" in err
-    stopped = json.loads((last_checkpoint(run) / TRAINING_STATE / "progress.json").read_text())["iteration"]
+    stopped = _progress(run)["iteration"]
     assert 3 <= stopped < 40  # saved at the signal, not only at the periodic saves or the end
     resumed = _spawn(config, "--resume=true")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]
-    final = json.loads((last_checkpoint(run) / TRAINING_STATE / "progress.json").read_text())
-    assert final["iteration"] == 40
+    assert _progress(run)["iteration"] == 40
 
 
 @pytest.mark.slow
