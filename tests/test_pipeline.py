@@ -316,11 +316,14 @@ def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: P
         start_new_session=True,
     )
     log = out / "logs" / "demos-libero_object.log"
+    # Killed once an episode is durable (committed to the shard's staging), not when the progress bar moves: the
+    # bar counts an episode when it is queued for encoding, which can be before its commit.
+    staged = out / "demos" / ".libero_object.work"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.is_file() and "episodes kept:  25%" in log.read_text(errors="replace"):
+        if any(staged.glob("*/staging/episodes/[!.]*/episode.json")):
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -331,7 +334,8 @@ def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: P
     text = log.read_text(errors="replace")
     assert text.count("\n$ ") == 2 and "--resume=true" in text.split("\n$ ")[2].splitlines()[0]
     resumed = text.split("\n$ ")[2]
-    assert re.search(r"resume: (\d attempts already finished|removed \d+ uncommitted leftovers)", resumed)
+    finished = re.search(r"resume: (\d+) attempts already finished", resumed)
+    assert finished and int(finished.group(1)) >= 1, resumed[-2000:]
     assert LeRobotDataset("local/demos", root=out / "demos" / "libero_object").num_episodes == 4
 
 
