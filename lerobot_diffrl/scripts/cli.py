@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,6 +68,18 @@ def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | Non
     except (DecodingError, ParsingError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
+
+
+def show_project_logs(level: int = logging.INFO) -> None:
+    """Show this package's log records at ``level`` on stderr.
+
+    Why not ``logging.basicConfig`` alone: an imported library (robosuite) installs a root handler first, which
+    makes ``basicConfig`` a no-op and leaves the root at WARNING, so the resume and progress facts a user needs
+    (``resume: 3 attempts already finished``) were silently dropped. The package's own logger gets the level,
+    and a handler only when nobody installed one; other libraries' INFO noise stays hidden.
+    """
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lerobot_diffrl").setLevel(level)
 
 
 def run_cli(main: Callable[[], object]) -> int:

@@ -24,7 +24,7 @@ from lerobot_diffrl.data.filtering import FilterResult, check_drop_fraction, che
 from lerobot_diffrl.data.metrics import LIBERO_CONTROL_HZ
 from lerobot_diffrl.data.quality import DEFAULT_ACTION_DIMS
 from lerobot_diffrl.errors import ConfigError, DatasetError
-from lerobot_diffrl.scripts.cli import parse_config, run_cli
+from lerobot_diffrl.scripts.cli import parse_config, run_cli, show_project_logs
 
 
 @dataclass
@@ -91,7 +91,7 @@ def report(result: FilterResult, dry_run: bool) -> None:
 
 
 def run(cfg: FilterConfig) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_project_logs(logging.WARNING)
     check_metric(cfg.metric)
     check_drop_fraction(cfg.drop_fraction)
     if not cfg.output_dir and not cfg.dry_run:

@@ -18,11 +18,10 @@ See :mod:`lerobot_diffrl.data.generation` for what is written where.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from lerobot_diffrl.data.generation import GenerateConfig, GenerationResult, generate
-from lerobot_diffrl.scripts.cli import parse_config, run_cli
+from lerobot_diffrl.scripts.cli import parse_config, run_cli, show_project_logs
 
 
 def summarize(result: GenerationResult) -> str:
@@ -44,7 +43,7 @@ def summarize(result: GenerationResult) -> str:
 
 
 def run(cfg: GenerateConfig) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    show_project_logs()
     result = generate(cfg)
     print(summarize(result))
     return 0

@@ -11,14 +11,13 @@ Inputs must share fps, robot type and features (checked first, one clear error o
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot_diffrl.data.merge import merge_datasets
 from lerobot_diffrl.errors import ConfigError
-from lerobot_diffrl.scripts.cli import parse_config, run_cli
+from lerobot_diffrl.scripts.cli import parse_config, run_cli, show_project_logs
 
 
 @dataclass
@@ -31,7 +30,7 @@ class MergeConfig:
 
 
 def run(cfg: MergeConfig) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    show_project_logs()
     if not cfg.inputs:
         raise ConfigError("--inputs is empty: give the dataset folders to merge, e.g. --inputs='[a,b]'")
     if not cfg.output_dir:

@@ -20,7 +20,7 @@ from tiny_vlm import TASKS, write_tiny_vla_dataset
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-STEPS = 30
+STEPS = 60  # training is ~2 s of each run; enough steps that every family's fall is well past the noise
 
 #: One configuration per model family, together covering full fine-tuning and LoRA, frozen vision, one and
 #: two cameras, action chunking, the state prompt, and both checkpoint modes.
@@ -129,7 +129,7 @@ def test_accelerate_two_process_training_reload_and_eval(tiny_vlms, dataset, tmp
     losses = _losses(log)
     assert len(losses) == STEPS, log[-2000:]
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < first - 0.3, losses
+    assert last < first - 0.3, [losses, log[-1500:]]
 
     ckpt = out / "checkpoints" / f"{STEPS:06d}" / "pretrained_model"
     policy = HFVLAPolicy.from_pretrained(ckpt)
