@@ -299,6 +299,9 @@ def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: P
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from lerobot_diffrl.data.generation import work_dir
+    from lerobot_diffrl.data.staging import EPISODE_FILE, EPISODES_DIR, TMP_PREFIX
+
     out = tmp_path / "run"
     args = [
         f"--output_dir={out}",
@@ -318,10 +321,11 @@ def test_a_killed_run_resumes_its_stage_with_the_commands_own_resume(tmp_path: P
     log = out / "logs" / "demos-libero_object.log"
     # Killed once an episode is durable (committed to the shard's staging), not when the progress bar moves: the
     # bar counts an episode when it is queued for encoding, which can be before its commit.
-    staged = out / "demos" / ".libero_object.work"
+    staged = work_dir(out / "demos" / "libero_object")
+    committed = f"*/staging/{EPISODES_DIR}/[!{TMP_PREFIX[0]}]*/{EPISODE_FILE}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(staged.glob("*/staging/episodes/[!.]*/episode.json")):
+        if any(staged.glob(committed)):
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"

@@ -73,7 +73,7 @@ def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | Non
 def show_project_logs(level: int = logging.INFO) -> None:
     """Show this package's log records at ``level`` on stderr.
 
-    Why not ``logging.basicConfig`` alone: an imported library (robosuite) installs a root handler first, which
+    Why not ``logging.basicConfig`` alone: a library imported before it runs installs a root handler first, which
     makes ``basicConfig`` a no-op and leaves the root at WARNING, so the resume and progress facts a user needs
     (``resume: 3 attempts already finished``) were silently dropped. The package's own logger gets the level,
     and a handler only when nobody installed one; other libraries' INFO noise stays hidden.

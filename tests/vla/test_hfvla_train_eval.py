@@ -20,7 +20,7 @@ from tiny_vlm import TASKS, write_tiny_vla_dataset
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-STEPS = 60  # training is ~2 s of each run; enough steps that every family's fall is well past the noise
+STEPS = 60  # training is ~3 s of each ~60 s run (19 steps/s); enough steps that every family's fall is well past the noise
 
 #: One configuration per model family, together covering full fine-tuning and LoRA, frozen vision, one and
 #: two cameras, action chunking, the state prompt, and both checkpoint modes.
