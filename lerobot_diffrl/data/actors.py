@@ -84,8 +84,11 @@ class PolicyActor:
 
     Each slot keeps a queue of the ``n_action_steps`` actions of its last predicted chunk and re-plans when the
     queue is empty or its episode restarts; the slots that need a plan at a step are batched into one call of
-    ``predict_action_chunk`` (deterministic: DDIM with eta 0 for diffrl, the mean for gaussrl; the initial
-    diffusion noise comes from a generator seeded once per run). Observations go through
+    ``predict_action_chunk`` (deterministic: DDIM with eta 0 for diffrl, the mean for gaussrl). The initial
+    diffusion noise of an episode comes from a generator seeded with the run's seed and the episode's own seed,
+    and each slot is planned in a call of its own: an episode's actions then depend only on its attempt, not on
+    which other episodes share the batch, so a sharded, resumed or re-run generation repeats every episode
+    exactly (a batch of several slots can differ from single calls in the last bits). Observations go through
     :func:`~lerobot_diffrl.envs.lerobot_batch.lerobot_batch` and the checkpoint's own pre/post-processors, so
     the policy sees exactly what ``lerobot-eval`` would give it. Images rendered at another size than the
     policy was trained at are resized (bilinear, antialiased).
@@ -150,7 +153,8 @@ class PolicyActor:
         else:
             self.obs_mode = "state"
         self.n_action_steps = int(config.n_action_steps)
-        self.generator = torch.Generator(self.device).manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generators = [self._generator(0) for _ in slots]
         self._languages: dict[tuple[str, int], str] = {}
         self.tasks = [self._language(s) for s in slots]
         self.queues: list[deque[np.ndarray]] = [deque() for _ in slots]
@@ -161,11 +165,17 @@ class PolicyActor:
             self._languages[key] = task_spec(*key).language
         return self._languages[key]
 
+    def _generator(self, episode_seed: int) -> torch.Generator:
+        mixed = (self.seed * 0x9E3779B97F4A7C15 + int(episode_seed)) % (2**63)
+        return torch.Generator(self.device).manual_seed(mixed)
+
     def reset(
         self, slot_ids: np.ndarray, obs: dict, infos: dict, slots: list[SlotSpec] | None = None
     ) -> None:
+        seeds = infos.get("episode_seed")
         for s in np.asarray(slot_ids, dtype=int):
             self.queues[s].clear()
+            self.generators[s] = self._generator(int(seeds[s]) if seeds is not None else 0)
             if slots is not None:
                 self.tasks[s] = self._language(slots[s])
 
@@ -177,9 +187,12 @@ class PolicyActor:
                     img, size=(height, width), mode="bilinear", antialias=True, align_corners=False
                 )
 
-    @torch.no_grad()
     def plan(self, obs: dict, slots: np.ndarray) -> np.ndarray:
-        """Action chunks (len(slots), n_action_steps, 7) in env units for the given slots."""
+        """Action chunks (len(slots), n_action_steps, 7) in env units for the given slots, one call per slot."""
+        return np.concatenate([self._plan_one(obs, np.asarray([s])) for s in slots])
+
+    @torch.no_grad()
+    def _plan_one(self, obs: dict, slots: np.ndarray) -> np.ndarray:
         sub = _select(obs, slots)
         batch = lerobot_batch(sub, [self.tasks[s] for s in slots], self.env_state_dim, device=self.device)
         for key in list(batch):
@@ -189,7 +202,8 @@ class PolicyActor:
         if missing:
             raise ConfigError(f"the policy needs cameras {missing}: run the pool in a pixels mode")
         self._resize(batch)
-        chunk = self.policy.predict_action_chunk(self.preprocessor(batch), generator=self.generator)
+        generator = self.generators[int(slots[0])]
+        chunk = self.policy.predict_action_chunk(self.preprocessor(batch), generator=generator)
         b, k, a = chunk.shape
         actions = self.postprocessor(chunk.reshape(b * k, a).float())
         return actions.reshape(b, k, a).cpu().numpy()

@@ -407,7 +407,7 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
             slots,
             path=cfg.actor.path,
             device=_device(cfg.actor.device, launched),
-            seed=cfg.seed + 7919 * shard.index,
+            seed=cfg.seed,  # each episode's randomness follows from its attempt's seed, not from the shard
             randomize=cfg.actor.randomize,
             tasks=[SlotSpec(s, t, cfg.max_steps) for s, t in tasks],
         )

@@ -9,8 +9,9 @@ close, lift, transport, lower, release, retreat) driven by a P-controller on the
 orientation, in LIBERO's relative OSC_POSE action space (0.05 m and 0.5 rad per unit action). It reads only the
 pool's observation arrays (``robot_state`` and robosuite's ``object-state``) plus static task geometry measured
 once per task (:mod:`lerobot_diffrl.data.scene_geometry`, :mod:`lerobot_diffrl.data.expert_plans`). Waypoint
-offsets, speeds and pauses are drawn per episode from a NumPy generator seeded with (seed, slot, episode), so a
-run is reproducible and episodes differ. The controller watches the object: a missed grasp, a dropped object or
+offsets, speeds and pauses are drawn per episode from a NumPy generator seeded with (seed, the episode's own seed
+from the generation plan), so a run is reproducible, episodes differ, and a sharded or resumed generation repeats
+each episode exactly (without an episode seed: (seed, slot, episode count)). The controller watches the object: a missed grasp, a dropped object or
 a place that did not count (the episode did not end) starts a new attempt from the object's current pose.
 """
 
@@ -209,9 +210,10 @@ class ScriptedExpert:
             if slots is not None:
                 task = slots[i] if len(slots) == self.num_slots else slots[list(ids).index(i)]
                 self.tasks[i] = self._check(task)
-            self._start(i, obs)
+            seeds = infos.get("episode_seed")
+            self._start(i, obs, int(seeds[i]) if seeds is not None else None)
 
-    def _start(self, i: int, obs: dict) -> None:
+    def _start(self, i: int, obs: dict, episode_seed: int | None = None) -> None:
         suite, task_id = self.tasks[i]
         spec = check_supported(suite, task_id)
         self._object_state(obs, i)  # a clear error when the pool has no object states
@@ -221,7 +223,10 @@ class ScriptedExpert:
                 f"slot {i}: object state has {int(obs['object_state_len'][i])} values, but {suite} task "
                 f"{task_id} has {plan.geometry.object_state_len}; is the slot running another task?"
             )
-        rng = np.random.default_rng([self.seed, i, int(self._episodes[i])])
+        key = (
+            [self.seed, episode_seed] if episode_seed is not None else [self.seed, i, int(self._episodes[i])]
+        )
+        rng = np.random.default_rng(key)
         self._episodes[i] += 1
         slot = _Slot(plan=plan, style=Style.draw(rng, plan) if self.randomize else Style())
         slot.go(APPROACH)

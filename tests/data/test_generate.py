@@ -212,6 +212,43 @@ def test_policy_actor_batches_replans_and_resizes_images(kind: str, tmp_path: Pa
         actor.plan({**obs, "pixels": {"image": obs["pixels"]["image"]}}, np.array([0]))  # a camera is missing
 
 
+def test_an_episodes_policy_actions_depend_on_its_own_seed_not_on_its_slot_or_neighbours(
+    tmp_path: Path,
+) -> None:
+    """Sharded, resumed and re-run generations repeat each episode only if its actions follow from its attempt:
+    the same observation and episode seed give the same chunk in any slot, beside any other episode."""
+    from lerobot_diffrl.data.actors import PolicyActor
+    from lerobot_diffrl.envs.pool import SlotSpec
+
+    ckpt = save_tiny_policy(tmp_path / "policy", image_size=16, kind="diffrl")
+    rng = np.random.default_rng(0)
+    obs_a, obs_b = (
+        {
+            "agent_pos": rng.normal(size=(1, 8)).astype(np.float32),
+            "pixels": {k: rng.integers(0, 255, (1, 16, 16, 3), dtype=np.uint8) for k in ("image", "image2")},
+        }
+        for _ in range(2)
+    )
+
+    def stack(*parts: dict) -> dict:
+        return {
+            "agent_pos": np.concatenate([p["agent_pos"] for p in parts]),
+            "pixels": {k: np.concatenate([p["pixels"][k] for p in parts]) for k in ("image", "image2")},
+        }
+
+    def first_chunk(obs: dict, seeds: list[int]) -> np.ndarray:
+        actor = PolicyActor(str(ckpt), [SlotSpec("libero_object", 0)] * len(seeds))
+        actor.reset(np.arange(len(seeds)), obs, {"episode_seed": np.array(seeds)})
+        return actor.plan(obs, np.arange(len(seeds)))
+
+    together = first_chunk(stack(obs_a, obs_b), [11, 22])
+    swapped = first_chunk(stack(obs_b, obs_a), [22, 11])
+    alone = first_chunk(obs_a, [11])
+    np.testing.assert_array_equal(together[0], swapped[1])
+    np.testing.assert_array_equal(together[0], alone[0])
+    assert not np.allclose(first_chunk(obs_a, [12])[0], alone[0])  # another episode seed, other noise
+
+
 BAD_INPUT = [
     (["--suite=libero_nope"], "unknown LIBERO suite"),
     (["--task_ids=99"], "task id 99"),
