@@ -270,11 +270,18 @@ def test_a_run_folder_of_another_recipe_is_refused(tmp_path: Path, capsys) -> No
     out = tmp_path / "run"
     out.mkdir()
     cfg = PipelineConfig(output_dir=str(out))
-    (out / "recipe.json").write_text(json.dumps({**asdict(cfg), "seed": 7}))
-    assert pipeline_main([f"--output_dir={out}", "--stages=[demos]"]) == 2
+    started = {**asdict(cfg), "seed": 7, "launcher": {**asdict(cfg.launcher), "type": "ray"}}
+    (out / "recipe.json").write_text(json.dumps(started))
+    assert pipeline_main([f"--output_dir={out}", "--stages=[demos]", "--launcher.type=serial"]) == 2
     err = capsys.readouterr().err
-    assert "holds a run of another recipe (it differs in seed)" in err
+    assert "holds a run of another recipe, started by the ray launcher (it differs in seed)" in err
     assert sorted(p.name for p in out.iterdir()) == ["recipe.json"]
+    # the same recipe on another launcher continues the run: the launcher is not part of the recipe
+    from lerobot_diffrl.recipes.pipeline_runner import check_recipe
+    from lerobot_diffrl.recipes.pipeline_stages import RunLayout
+
+    (out / "recipe.json").write_text(json.dumps({**started, "seed": 0}))
+    check_recipe(RunLayout(out), PipelineConfig(output_dir=str(out)))
 
 
 @pytest.mark.slow

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from tqdm import tqdm
 
-from lerobot_diffrl.recipes.pipeline_runner import run_command
+from lerobot_diffrl.recipes.launchers import LocalLauncher
+from lerobot_diffrl.recipes.pipeline_config import LauncherConfig, PipelineConfig
+from lerobot_diffrl.recipes.pipeline_schedule import Scheduler
+from lerobot_diffrl.recipes.pipeline_stages import Job, RunLayout
 from lerobot_diffrl.scripts.cli import run_cli
 from lerobot_diffrl.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
@@ -60,11 +63,16 @@ def test_pipeline_forwards_sigterm_to_its_running_job(tmp_path: Path) -> None:
         f"def stop(*_):\n    open({str(marker)!r}, 'w').write('saved'); sys.exit(143)\n"
         "signal.signal(signal.SIGTERM, stop)\nprint('running', flush=True)\ntime.sleep(60)\n"
     )
-    log = tmp_path / "job.log"
+    layout = RunLayout(tmp_path / "run")
+    job = Job("rl", "rl/group", tmp_path / "out", command=lambda: [sys.executable, "-c", child])
+    cfg = PipelineConfig(launcher=LauncherConfig(type="local", cpu_slots=2))
+    launcher = LocalLauncher(cfg)
     started = time.monotonic()
     with pytest.raises(Terminated), sigterm_as_interrupt(), tqdm(disable=True) as bar:
         _sigterm_self_after(1.5)
-        run_command([sys.executable, "-c", child], log, bar, dict(os.environ))
+        Scheduler([job], launcher, layout, cfg).run(bar)
+    launcher.shutdown()
     assert marker.read_text() == "saved"
     assert time.monotonic() - started < 30
-    assert "running" in log.read_text()
+    assert "running" in layout.log("rl/group").read_text()
+    assert not (layout.markers / "rl").exists()  # a stopped job is not finished

@@ -29,6 +29,8 @@ BC_TRAINERS = ("lerobot-train", "lerobot-diffrl-train-state")
 #: The VLAs stage 6 can fine-tune (lerobot's pi0, pi05, smolvla; this package's hfvla).
 VLA_TYPES = ("pi0", "pi05", "smolvla", "hfvla")
 DEMO_SOURCES = ("scripted", "dataset")
+#: How the pipeline's jobs are run (``lerobot_diffrl.recipes.launchers``).
+LAUNCHERS = ("serial", "local", "ray")
 
 
 @dataclass
@@ -102,6 +104,10 @@ class GenerateStage:
     """Stage 4, rollouts of the fine-tuned experts as one LeRobotDataset (``lerobot-diffrl-generate``, merged)."""
 
     episodes_per_task: int = 2
+    #: Jobs per expert group (``--shard_index/--num_shards``, disjoint attempts), merged with the other groups'
+    #: datasets. With ``--keep=all`` the merged episodes are those of a single job with the same seed; with
+    #: ``--keep=success`` each shard fills its part of the target from its own attempts.
+    shards: int = 1
     #: Extra ``lerobot-diffrl-generate`` arguments. The tiny expert succeeds on ~20% of init states, so the tiny
     #: recipe keeps every episode (``--keep=all`` adds the success column) to bound its cost; the paper keeps
     #: successes only (``benchmarks/data_sources_libero.py`` does: a failed episode is far jerkier).
@@ -156,6 +162,44 @@ class EvalStage:
 
 
 @dataclass
+class LauncherConfig:
+    """Where and how many of the pipeline's jobs run at once. Not part of the recipe's identity: a run folder can
+    be continued with another launcher (it is recorded in ``recipe.json``)."""
+
+    #: ``local`` (default): as many jobs at once as this machine holds, one GPU each (``CUDA_VISIBLE_DEVICES``)
+    #: with ``device=cuda``, else ``cpu_slots`` at once; ``serial``: one job after another; ``ray``: each job a
+    #: Ray task on a cluster (``pip install 'lerobot_policy_diffrl[ray]'``).
+    type: str = "local"
+    #: Jobs without a GPU run at once (local launcher; default: half the cores, at least 1).
+    cpu_slots: int | None = None
+    #: GPUs per GPU job (BC, RL, generation, evaluation with ``device=cuda``; the VLA job asks
+    #: ``vla.num_processes`` times this). Default 1 with ``device=cuda``, else 0.
+    gpus_per_job: int | None = None
+    #: Ray: CPUs and memory (GiB) each job reserves; an RL or generation job's simulator workers count here.
+    cpus_per_job: float = 1.0
+    memory_gb_per_job: float | None = None
+    #: Ray: ``null`` starts a Ray on this machine for the run; ``auto`` joins the cluster this machine is part of;
+    #: ``host:port`` (or ``ray://host:port``) joins that cluster's head.
+    address: str | None = None
+    #: Ray: times a job whose worker or node died is started again (it continues through its own resume).
+    max_retries: int = 2
+
+    def validate(self) -> None:
+        if self.type not in LAUNCHERS:
+            raise ConfigError(f"launcher.type must be one of {', '.join(LAUNCHERS)}, got {self.type!r}")
+        for name in ("cpu_slots", "gpus_per_job", "max_retries"):
+            value = getattr(self, name)
+            if value is not None and value < (1 if name == "cpu_slots" else 0):
+                raise ConfigError(
+                    f"launcher.{name} must be >= {1 if name == 'cpu_slots' else 0}, got {value}"
+                )
+        if self.cpus_per_job <= 0 or (self.memory_gb_per_job is not None and self.memory_gb_per_job <= 0):
+            raise ConfigError("launcher.cpus_per_job and launcher.memory_gb_per_job must be > 0")
+        if self.address is not None and self.type != "ray":
+            raise ConfigError(f"launcher.address is for launcher.type=ray (got type {self.type!r})")
+
+
+@dataclass
 class PipelineConfig:
     #: Run name; the run folder is ``output_dir`` or ``outputs/pipeline/<name>``.
     name: str = "tiny_libero_object"
@@ -176,6 +220,7 @@ class PipelineConfig:
     report: ReportStage = field(default_factory=ReportStage)
     vla: VLAStage = field(default_factory=VLAStage)
     eval: EvalStage = field(default_factory=EvalStage)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("outputs") / "pipeline" / self.name
@@ -228,6 +273,7 @@ class PipelineConfig:
         for name, value in (
             ("demos.episodes_per_task", self.demos.episodes_per_task),
             ("generate.episodes_per_task", self.generate.episodes_per_task),
+            ("generate.shards", self.generate.shards),
             ("vla.num_processes", self.vla.num_processes),
         ):
             if value < 1:
@@ -245,4 +291,5 @@ class PipelineConfig:
             )
         if self.vla.recipe is None and self.vla.policy_type is None:
             raise ConfigError("the VLA stage needs vla.recipe (a recipes/*.json file) or vla.policy_type")
+        self.launcher.validate()
         self.suite_tasks()

@@ -1,4 +1,4 @@
-"""Run a pipeline recipe: stage by stage, job by job, skipping what is finished and resuming what is not.
+"""Run a pipeline recipe: every job on the recipe's launcher, skipping what is finished and resuming what is not.
 
 Why a marker per job: an artefact folder can exist half-made (a killed training run has a ``checkpoints/last`` from
 an earlier save, a killed generation has its staged episodes). A job counts as finished only once its command
@@ -9,56 +9,35 @@ Why the recipe is stored: skipping a finished stage is right only if the recipe 
 The first run writes ``recipe.json``; a later run in the same folder with a recipe that differs (beyond which
 stages to run) is refused before anything runs.
 
-Each command's output goes to ``logs/<stage>-<job>.log``; the console shows one progress bar over the stages with
-the command's latest line. A failed command is one error naming the stage, its exit status, its last error line
+Which job runs when is :mod:`lerobot_diffrl.recipes.pipeline_schedule`'s (a job starts once the jobs it reads
+from have finished), where it runs the launcher's (:mod:`lerobot_diffrl.recipes.launchers`). The launcher is
+stored in ``recipe.json`` but is not part of the recipe: a run started on one machine can be continued on a
+cluster. Each command's output goes to ``logs/<stage>-<job>.log``; the console shows one progress bar over the
+jobs, with each stage's finished, running and failed jobs. A failed command is one error naming the stage, its exit status, its last error line
 and its log, and the run can be started again as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shlex
-import signal
-import subprocess
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from lerobot_diffrl.data.staging import write_json_atomic
-from lerobot_diffrl.errors import ConfigError, DiffRLError
+from lerobot_diffrl.errors import ConfigError
+from lerobot_diffrl.recipes.launchers import make_launcher
 from lerobot_diffrl.recipes.pipeline_config import STAGES, PipelineConfig
+from lerobot_diffrl.recipes.pipeline_schedule import Scheduler, StageFailed, write_json
 from lerobot_diffrl.recipes.pipeline_stages import STAGE_JOBS, Job, RunLayout
-from lerobot_diffrl.signals import Terminated
 
 RECIPE_FILE = "recipe.json"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
-#: The stage whose artefact each stage consumes.
-REQUIRES = {
-    "bc": "demos",
-    "rl": "bc",
-    "generate": "rl",
-    "report": "generate",
-    "vla": "generate",
-    "eval": "vla",
-}
 #: Recipe fields that do not change what a stage makes.
-NOT_IDENTITY = ("stages", "output_dir")
-
-
-class StageFailed(DiffRLError):
-    """A stage's command exited non-zero."""
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Markers, recipe and summary: atomic (a killed run never leaves a torn marker), keys in pipeline order."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, data, sort_keys=False)
+NOT_IDENTITY = ("stages", "output_dir", "launcher")
+__all__ = ["StageFailed", "run_pipeline", "check_recipe", "recipe_identity"]
 
 
 def recipe_identity(cfg: PipelineConfig) -> dict[str, Any]:
@@ -87,149 +66,77 @@ def check_recipe(layout: RunLayout, cfg: PipelineConfig) -> None:
     if path.is_file():
         stored = json.loads(path.read_text())
         stored = {k: v for k, v in stored.items() if k not in NOT_IDENTITY}
+        started_by = (json.loads(path.read_text()).get("launcher") or {}).get("type", "serial")
         diffs = _differences(stored, json.loads(json.dumps(identity, default=str)))
         if diffs:
             raise ConfigError(
-                f"{layout.root} holds a run of another recipe (it differs in {', '.join(diffs[:6])}): use another "
-                "--output_dir (or --name), or delete that folder to start over"
+                f"{layout.root} holds a run of another recipe, started by the {started_by} launcher (it differs "
+                f"in {', '.join(diffs[:6])}): use another --output_dir (or --name), or delete that folder to "
+                "start over"
             )
     elif layout.root.exists() and any(layout.root.iterdir()):
         raise ConfigError(
             f"{layout.root} exists and is not a pipeline run folder: choose another --output_dir"
         )
     else:
-        _write_json(path, {**identity, "stages": list(cfg.stages)})
+        write_json(path, {**identity, "stages": list(cfg.stages), "launcher": asdict(cfg.launcher)})
 
 
-def check_prerequisites(layout: RunLayout, cfg: PipelineConfig) -> None:
-    """A stage run on its own needs the earlier stage's artefact from a previous run of this folder."""
-    for stage in cfg.stages:
-        needed = REQUIRES.get(stage)
-        if needed is None or needed in cfg.stages:
-            continue
-        if needed == "demos" and cfg.demos.source == "dataset":
-            continue
-        if not (layout.markers / f"{needed}.json").is_file():
-            raise ConfigError(
-                f"stage {stage!r} needs the artefact of stage {needed!r}, which this run folder does not have: "
-                f"add {needed!r} to --stages (finished stages are skipped)"
-            )
-
-
-def marker_path(layout: RunLayout, job: Job) -> Path:
-    """``stages/<stage>/<job>.json`` (``stages/<stage>.json`` is the stage's own marker)."""
-    return layout.markers / job.stage / f"{job.name.split('/', 1)[-1]}.json"
-
-
-_LINE_SPLIT = re.compile(r"[\r\n]+")
-
-
-def _last_error(log: Path) -> str:
-    lines = [ln.strip() for ln in _LINE_SPLIT.split(log.read_text(errors="replace")) if ln.strip()]
-    for line in reversed(lines):
-        if line.startswith("error:") or "Error" in line.split(":", 1)[0]:
-            return line[:400]
-    return lines[-1][:400] if lines else "(no output)"
-
-
-def run_command(argv: list[str], log: Path, bar: tqdm, env: dict[str, str]) -> int:
-    """Run ``argv`` with its output appended to ``log``; its latest line becomes the progress bar's postfix."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as fh:
-        fh.write(f"\n$ {shlex.join(argv)}\n".encode())
-        fh.flush()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        assert proc.stdout is not None
-        try:
-            pending = b""
-            while chunk := proc.stdout.read1(65536):
-                fh.write(chunk)
-                fh.flush()
-                pending = (pending + chunk)[-2000:]
-                lines = [ln for ln in _LINE_SPLIT.split(pending.decode(errors="replace")) if ln.strip()]
-                if lines:
-                    bar.set_postfix_str(lines[-1].strip()[-70:], refresh=True)
-            return proc.wait()
-        except KeyboardInterrupt as stop:
-            # Ctrl-C reached the command too (one process group); a SIGTERM sent to the pipeline alone is
-            # forwarded, so the command saves and stops as it would on its own preemption.
-            if isinstance(stop, Terminated) and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
-
-
-def _child_env(cfg: PipelineConfig) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if cfg.libero_assets:
-        env["LEROBOT_DIFFRL_LIBERO_ASSETS"] = str(Path(cfg.libero_assets).expanduser().resolve())
-    return env
-
-
-def run_job(job: Job, layout: RunLayout, cfg: PipelineConfig, bar: tqdm) -> dict[str, Any]:
-    marker = marker_path(layout, job)
-    if marker.is_file() and job.output.exists():
-        record = json.loads(marker.read_text())
-        return {**record, "status": "skipped"}
-    started = time.perf_counter()
-    command: list[str] | None = None
-    bar.set_postfix_str(job.name, refresh=True)
-    if job.command is not None:
-        command = job.command()
-        log = layout.log(job.name)
-        tqdm.write(f"[{job.name}] {shlex.join(command)}\n    log: {log}")
-        code = run_command(command, log, bar, {**_child_env(cfg), **job.env})
-        if code != 0:
-            raise StageFailed(
-                f"stage {job.stage} ({job.name}) failed with exit status {code}: {_last_error(log)} "
-                f"(log: {log}). Fix it and run the pipeline again: finished jobs are skipped, this one resumes."
-            )
-    elif job.action is not None:
-        tqdm.write(f"[{job.name}]")
-        job.action()
-    record = {
-        "job": job.name,
-        "stage": job.stage,
-        "output": str(job.output),
-        "command": shlex.join(command) if command else None,
-        "seconds": round(time.perf_counter() - started, 1),
-        "figures": job.figures(),
-    }
-    _write_json(marker, record)
-    return {**record, "status": "ran"}
+def check_prerequisites(layout: RunLayout, cfg: PipelineConfig, jobs: list[Job]) -> None:
+    """A stage run on its own needs the artefacts of the earlier stages its jobs read, from a previous run of
+    this folder (their stage markers)."""
+    for job in jobs:
+        for need in job.needs:
+            needed = need.split("/", 1)[0]
+            if needed in cfg.stages or (needed == "demos" and cfg.demos.source == "dataset"):
+                continue
+            if not (layout.markers / f"{needed}.json").is_file():
+                raise ConfigError(
+                    f"stage {job.stage!r} needs the artefact of stage {needed!r}, which this run folder does not "
+                    f"have: add {needed!r} to --stages (finished stages are skipped)"
+                )
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run the recipe's stages; returns the summary that is also written to the run folder."""
+    """Run the recipe's jobs on its launcher; returns the summary that is also written to the run folder."""
     cfg.validate()
     layout = RunLayout(cfg.run_dir())
-    check_prerequisites(layout, cfg)
-    check_recipe(layout, cfg)
-    started = time.perf_counter()
-    stages: dict[str, Any] = {}
-    with tqdm(total=len(cfg.stages), desc="pipeline", unit="stage") as bar:
-        for stage in STAGES:
-            if stage not in cfg.stages:
-                continue
-            bar.set_description(f"pipeline: {stage}")
-            t0 = time.perf_counter()
-            jobs = [run_job(job, layout, cfg, bar) for job in STAGE_JOBS[stage](cfg, layout)]
-            status = "skipped" if all(j["status"] == "skipped" for j in jobs) else "ran"
-            stages[stage] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "jobs": jobs}
-            _write_json(layout.markers / f"{stage}.json", {"stage": stage, "jobs": [j["job"] for j in jobs]})
-            bar.update()
+    jobs = [job for stage in STAGES if stage in cfg.stages for job in STAGE_JOBS[stage](cfg, layout)]
+    check_prerequisites(layout, cfg, jobs)
+    launcher = make_launcher(cfg)  # before the recipe is stored: a launcher that cannot start leaves nothing
+    try:
+        launcher.check(jobs)
+        check_recipe(layout, cfg)
+        started = time.perf_counter()
+        tqdm.write(launcher.describe())
+        with tqdm(total=len(jobs), desc="pipeline", unit="job") as bar:
+            records = Scheduler(jobs, launcher, layout, cfg).run(bar)
+    finally:
+        launcher.shutdown()
     summary = {
         "name": cfg.name,
         "run_dir": str(layout.root),
         "seconds": round(time.perf_counter() - started, 1),
-        "stages": stages,
+        "launcher": cfg.launcher.type,
+        "stages": _stage_summaries(jobs, records),
     }
-    _write_json(layout.root / SUMMARY_JSON, summary)
+    write_json(layout.root / SUMMARY_JSON, summary)
     (layout.root / SUMMARY_MD).write_text(summary_markdown(summary))
     return summary
+
+
+def _stage_summaries(jobs: list[Job], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per stage, in pipeline order: ran or skipped, its wall time this run (first start to last end), its jobs."""
+    stages: dict[str, Any] = {}
+    for job in jobs:
+        stages.setdefault(job.stage, []).append(records[job.name])
+    out = {}
+    for stage, recs in stages.items():
+        ran = [r for r in recs if r["status"] == "ran"]
+        seconds = max(r["finished_at"] for r in ran) - min(r["started_at"] for r in ran) if ran else 0.0
+        status = "ran" if ran else "skipped"
+        out[stage] = {"status": status, "seconds": round(seconds, 1), "jobs": recs}
+    return out
 
 
 def _fmt(value: Any) -> str:

@@ -1,9 +1,11 @@
 """The commands each pipeline stage runs, and how each one continues after an interruption.
 
 A stage is one or more jobs (one per expert group for BC, RL and generation). A job is the exact command line a
-user could type, its output folder, and what "finished" means for it. Paths are fixed by the run folder, so a job
-can be rebuilt at any time; the runner builds a stage's jobs just before the stage runs, when the artefacts of the
-earlier stages exist (per-task BC on a demo dataset reads its episode list).
+user could type, its output folder, what "finished" means for it, and the jobs whose artefacts it reads
+(``needs``), so that independent jobs can run at once (:mod:`lerobot_diffrl.recipes.pipeline_schedule`). Paths are
+fixed by the run folder and commands are built only when a job starts, so a job can be rebuilt at any time, and
+what a command reads from an earlier job's artefact (per-task BC on a demo dataset reads its episode list) is
+read once that job has finished.
 
 Continuing an interrupted job uses each command's own resume: ``--resume=true`` for generation and RL (they keep
 their staged episodes and checkpoints), ``lerobot-train --config_path=<last checkpoint>/train_config.json
@@ -48,6 +50,16 @@ class Job:
     figures: Callable[[], dict] = field(default=lambda: {})
     #: Environment variables the command needs on top of the pipeline's (e.g. the small pi backbone's switch).
     env: dict[str, str] = field(default_factory=dict)
+    #: Jobs (by name) or whole stages whose artefacts this job reads; one not in this run counts as finished (a
+    #: stage run on its own checks the earlier stage's marker first).
+    needs: tuple[str, ...] = ()
+    #: Devices the command runs on with ``device=cuda`` (the VLA's ``accelerate`` processes); 0 for a CPU job.
+    devices: int = 0
+
+
+#: The in-process jobs other jobs name in their ``needs``.
+SPLIT_JOB = "bc/demos_per_group"
+MERGE_JOB = "generate/merge"
 
 
 class RunLayout:
@@ -127,6 +139,11 @@ def resolve_file(path: str, what: str) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     raise ConfigError(f"{what} not found: {path}")
+
+
+def _devices(cfg: PipelineConfig, count: int = 1) -> int:
+    """How many GPUs' worth a job of a model-running stage takes (none on CPU)."""
+    return count if cfg.device.startswith("cuda") else 0
 
 
 def _ids(task_ids: tuple[int, ...] | list[int]) -> str:
@@ -304,7 +321,12 @@ def split_job(cfg: PipelineConfig, layout: RunLayout) -> Job:
             out[group.name] = {"episodes": info["total_episodes"], "frames": info["total_frames"]}
         return out
 
-    return Job("bc", "bc/demos_per_group", layout.group_demos, action=split, figures=figures)
+    return Job("bc", SPLIT_JOB, layout.group_demos, action=split, figures=figures, needs=("demos",))
+
+
+def _demos_job(cfg: PipelineConfig, group: Group) -> str:
+    """The job whose dataset ``group``'s BC (or its camera-free copy) reads."""
+    return SPLIT_JOB if _needs_split(cfg) else f"demos/{group.suite}"
 
 
 def strip_cameras_job(cfg: PipelineConfig, layout: RunLayout, group: Group) -> Job:
@@ -320,7 +342,11 @@ def strip_cameras_job(cfg: PipelineConfig, layout: RunLayout, group: Group) -> J
         cmd = strip_cameras_command(root, repo_id, out, f"local/{cfg.name}_state_demos_{group.name}")
         return [console_script(cmd[0]), *cmd[1:]]
 
-    return Job("bc", f"bc/state_demos_{group.name}", out, command=command)
+    return Job("bc", _strip_job(group), out, command=command, needs=(_demos_job(cfg, group),))
+
+
+def _strip_job(group: Group) -> str:
+    return f"bc/state_demos_{group.name}"
 
 
 def _bc_demos(cfg: PipelineConfig, layout: RunLayout, group: Group) -> tuple[str, Path | None]:
@@ -363,6 +389,8 @@ def bc_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
                 out,
                 command=command,
                 figures=lambda o=out, n=name: _training_figures(o, layout.log(n)),
+                needs=(_strip_job(group) if cfg.bc.strip_cameras else _demos_job(cfg, group),),
+                devices=_devices(cfg),
             )
         )
     return jobs
@@ -394,47 +422,84 @@ def rl_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             keys = ("iterations", "env_steps", "success_before", "success_after", "ci95_after", "checkpoint")
             return {k: summary.get(k) for k in keys}
 
-        jobs.append(Job("rl", f"rl/{group.name}", out, command=command, figures=figures))
+        jobs.append(
+            Job(
+                "rl",
+                f"rl/{group.name}",
+                out,
+                command=command,
+                figures=figures,
+                needs=(f"bc/{group.name}",),
+                devices=_devices(cfg),
+            )
+        )
     return jobs
 
 
+def generation_outputs(cfg: PipelineConfig, layout: RunLayout, group: Group) -> list[Path]:
+    """The datasets ``group``'s generation writes: one, or one per shard (``generate.shards``)."""
+    from lerobot_diffrl.data.sharding import ShardSpec
+
+    if cfg.generate.shards == 1:
+        return [layout.generated(group)]
+    count = cfg.generate.shards
+    return [layout.generated(group) / ShardSpec(k, count).name for k in range(count)]
+
+
+def _generate_command(
+    cfg: PipelineConfig, layout: RunLayout, group: Group, shard: int, out: Path
+) -> list[str]:
+    cmd = [
+        console_script("lerobot-diffrl-generate"),
+        f"--actor.type={cfg.bc.policy_type}",
+        f"--actor.path={last_pretrained_model(layout.rl(group))}",
+        f"--actor.device={cfg.device}",
+        f"--suite={group.suite}",
+        f"--task_ids={_ids(group.task_ids)}",
+        f"--episodes_per_task={cfg.generate.episodes_per_task}",
+        f"--seed={cfg.seed}",
+        f"--output_dir={out}",
+        f"--repo_id=local/{cfg.name}_{group.name}",
+        *cfg.generate.args,
+    ]
+    if cfg.generate.shards > 1:
+        cmd += [f"--shard_index={shard}", f"--num_shards={cfg.generate.shards}"]
+    return [*cmd, "--resume=true"] if _generation_leftovers(out) else cmd
+
+
 def generate_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
+    """One generation job per expert group and shard, then one merge of them all into the run's dataset."""
     jobs = []
-    groups = expert_groups(cfg)
-    for group in groups:
-        out = layout.generated(group)
-
-        def command(group: Group = group, out: Path = out) -> list[str]:
-            cmd = [
-                console_script("lerobot-diffrl-generate"),
-                f"--actor.type={cfg.bc.policy_type}",
-                f"--actor.path={last_pretrained_model(layout.rl(group))}",
-                f"--actor.device={cfg.device}",
-                f"--suite={group.suite}",
-                f"--task_ids={_ids(group.task_ids)}",
-                f"--episodes_per_task={cfg.generate.episodes_per_task}",
-                f"--seed={cfg.seed}",
-                f"--output_dir={out}",
-                f"--repo_id=local/{cfg.name}_{group.name}",
-                *cfg.generate.args,
-            ]
-            return [*cmd, "--resume=true"] if _generation_leftovers(out) else cmd
-
-        jobs.append(Job("generate", f"generate/{group.name}", out, command=command))
+    for group in expert_groups(cfg):
+        outputs = generation_outputs(cfg, layout, group)
+        for shard, out in enumerate(outputs):
+            name = f"generate/{group.name}" + (f"/{out.name}" if len(outputs) > 1 else "")
+            jobs.append(
+                Job(
+                    "generate",
+                    name,
+                    out,
+                    command=lambda g=group, k=shard, o=out: _generate_command(cfg, layout, g, k, o),
+                    needs=(f"rl/{group.name}",),
+                    devices=_devices(cfg),
+                )
+            )
+    inputs = [out for group in expert_groups(cfg) for out in generation_outputs(cfg, layout, group)]
 
     def merge() -> None:
         from lerobot_diffrl.data.merge import merge_datasets
 
         _fresh(layout.dataset)
-        merge_datasets([layout.generated(g) for g in groups], layout.dataset, repo_id=f"local/{cfg.name}")
+        merge_datasets(inputs, layout.dataset, repo_id=f"local/{cfg.name}")
 
     jobs.append(
         Job(
             "generate",
-            "generate/merge",
+            MERGE_JOB,
             layout.dataset,
             action=merge,
             figures=lambda: _provenance_figures(layout.dataset),
+            needs=tuple(job.name for job in jobs),
         )
     )
     return jobs
@@ -475,7 +540,8 @@ def report_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
         )
         return {d["label"]: {k: d["overall"].get(k) for k in keys} for d in report["datasets"]}
 
-    return [Job("report", "report", layout.report, command=command, figures=figures)]
+    needs = (MERGE_JOB, "demos") if cfg.report.compare_with_demos else (MERGE_JOB,)
+    return [Job("report", "report", layout.report, command=command, figures=figures, needs=needs)]
 
 
 def vla_policy_type(cfg: PipelineConfig) -> str:
@@ -549,7 +615,9 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
     tiny_args: list[str] = []
     if cfg.vla.tiny_backbone:
         build_backbone, tiny_args = _tiny_vla(cfg, layout, policy_type)
-        jobs.append(Job("vla", "vla/backbone", layout.vla_backbone, action=build_backbone))
+        jobs.append(
+            Job("vla", "vla/backbone", layout.vla_backbone, action=build_backbone, needs=(MERGE_JOB,))
+        )
     if cfg.vla.recipe is not None:
         policy_args = [f"--config_path={resolve_file(cfg.vla.recipe, 'VLA recipe (vla.recipe)')}"]
     else:
@@ -582,6 +650,8 @@ def vla_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             command=command,
             figures=lambda: _training_figures(out, layout.log("vla/train")),
             env=env,
+            needs=tuple(job.name for job in jobs) or (MERGE_JOB,),
+            devices=_devices(cfg, cfg.vla.num_processes),
         )
     )
     return jobs
@@ -610,7 +680,18 @@ def eval_jobs(cfg: PipelineConfig, layout: RunLayout) -> list[Job]:
             overall = json.loads((out / "results.json").read_text())["overall"]
             return {k: overall.get(k) for k in ("tasks", "episodes", "successes", "success_rate", "ci95")}
 
-        jobs.append(Job("eval", f"eval/{suite}", out, command=command, figures=figures, env=env))
+        jobs.append(
+            Job(
+                "eval",
+                f"eval/{suite}",
+                out,
+                command=command,
+                figures=figures,
+                env=env,
+                needs=("vla/train",),
+                devices=_devices(cfg),
+            )
+        )
     return jobs
 
 
