@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from lerobot_diffrl.envs.observations import OBS_MODES
 from lerobot_diffrl.errors import ConfigError
+from lerobot_diffrl.rl.ppo_loss import PPOLossConfig
 
 ENV_KINDS = ("libero", "passage")
 LOGGERS = ("none", "tensorboard", "wandb")
@@ -65,8 +66,12 @@ class RLEnvConfig:
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(PPOLossConfig):
     """PPO over denoising steps (DPPO) for ``diffrl``; standard PPO for ``gaussrl`` (one transition).
+
+    The loss's own settings (clip ranges, denoising discount, value and BC terms, log-prob clamp) are those of
+    :class:`~lerobot_diffrl.rl.ppo_loss.PPOLossConfig`, inherited so that they have one home and keep their
+    ``--ppo.<name>`` flags; the fields below are the rollout's, the optimiser's and the schedule's.
 
     Args:
         n_steps: Action chunks per env per iteration (env steps = n_envs x n_steps x n_action_steps).
@@ -84,14 +89,6 @@ class PPOConfig:
         actor_weight_decay, critic_weight_decay: AdamW weight decay.
         max_grad_norm: Gradient clipping of each optimizer's parameters (None: off).
         target_kl: Stop the iteration's epochs once the approximate KL exceeds this (None: off).
-        clip_final, clip_base, clip_rate: PPO clip range at the last / earliest denoising step and the
-            exponential rate between them.
-        gamma_denoise: Advantage discount per denoising step before the last.
-        value_clip: Clip of the value loss around rollout values (None: unclipped).
-        value_coef: Weight of the value loss.
-        bc_coef: Weight of the BC regulariser (the diffusion / NLL loss of the frozen pretrained policy's own
-            actions, evaluated on rollout observations); 0 disables it (DPPO's default).
-        normalize_advantages: Normalise advantages per minibatch.
         amp: bf16 autocast on CUDA (ignored on CPU).
     """
 
@@ -111,14 +108,6 @@ class PPOConfig:
     critic_weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     target_kl: float | None = 1.0
-    clip_final: float = 0.01
-    clip_base: float = 1e-3
-    clip_rate: float = 3.0
-    gamma_denoise: float = 0.99
-    value_clip: float | None = None
-    value_coef: float = 0.5
-    bc_coef: float = 0.0
-    normalize_advantages: bool = True
     amp: bool = True
 
     def validate(self) -> None:

@@ -18,6 +18,8 @@ from torch import Tensor
 
 @dataclass
 class PPOLossConfig:
+    """The loss's settings; :class:`~lerobot_diffrl.rl.config.PPOConfig` inherits them (``--ppo.<name>``)."""
+
     #: Clip range at the last denoising transition (the one that produces the action); DPPO's clip_ploss_coef.
     clip_final: float = 0.01
     #: Clip range at the earliest fine-tuned transition; DPPO's clip_ploss_coef_base.
@@ -32,8 +34,10 @@ class PPOLossConfig:
     #: Value-loss clip around the rollout's values; None for an unclipped value loss.
     value_clip: float | None = None
     value_coef: float = 0.5
-    #: Weight of the behaviour-cloning regulariser (0: off, DPPO's default).
+    #: Weight of the behaviour-cloning regulariser: the diffusion / NLL loss of the frozen pretrained policy's own
+    #: actions, evaluated on rollout observations (0: off, DPPO's default).
     bc_coef: float = 0.0
+    #: Normalise advantages per minibatch.
     normalize_advantages: bool = True
 
 

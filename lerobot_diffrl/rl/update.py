@@ -17,22 +17,9 @@ from torch import Tensor
 from lerobot_diffrl.rl.advantages import compute_gae
 from lerobot_diffrl.rl.config import PPOConfig
 from lerobot_diffrl.rl.policy_io import LoadedPolicy, policy_inputs
-from lerobot_diffrl.rl.ppo_loss import PPOLossConfig, ppo_loss
+from lerobot_diffrl.rl.ppo_loss import ppo_loss
 from lerobot_diffrl.rl.reward_scaling import RunningRewardScaler
 from lerobot_diffrl.rl.rollout import Rollout, autocast
-
-
-def loss_config(cfg: PPOConfig) -> PPOLossConfig:
-    return PPOLossConfig(
-        clip_final=cfg.clip_final,
-        clip_base=cfg.clip_base,
-        clip_rate=cfg.clip_rate,
-        gamma_denoise=cfg.gamma_denoise,
-        value_clip=cfg.value_clip,
-        value_coef=cfg.value_coef,
-        bc_coef=cfg.bc_coef,
-        normalize_advantages=cfg.normalize_advantages,
-    )
 
 
 @dataclass
@@ -87,7 +74,6 @@ def ppo_update(
 ) -> dict[str, float]:
     """Run ``cfg.update_epochs`` epochs (fewer on KL early stop); return mean losses and diagnostics."""
     policy = loaded.policy
-    lcfg = loss_config(cfg)
     n_rows = rollout.n_rows
     n_trans = int(rollout.chain.shape[1]) - 1
     n_act = policy.config.n_action_steps
@@ -122,10 +108,10 @@ def ppo_update(
                 values,
                 targets.values[rows].to(device),
                 targets.returns[rows].to(device),
-                lcfg,
+                cfg,
                 bc_loss=bc,
             )
-            loss = out.loss if train_actor else lcfg.value_coef * out.value_loss
+            loss = out.loss if train_actor else cfg.value_coef * out.value_loss
             (loss / cfg.grad_accumulation).backward()
             last = b == n_batches - 1
             if (b + 1) % cfg.grad_accumulation == 0 or last:
