@@ -52,12 +52,11 @@ class Collector:
 def record(n_tasks: int, per_task: int, size: int, n_envs: int, max_steps: int) -> list:
     """Frames of real LIBERO episodes, recorded exactly as generation records them (ShardRollout)."""
     from lerobot_diffrl.data.actors import make_actor
-    from lerobot_diffrl.data.planned_pool import PlannedPool
     from lerobot_diffrl.data.rollout import ShardRollout
     from lerobot_diffrl.data.scheduler import AttemptScheduler
     from lerobot_diffrl.data.sharding import ShardSpec
     from lerobot_diffrl.envs.libero_setup import prepare_libero
-    from lerobot_diffrl.envs.pool import SlotSpec
+    from lerobot_diffrl.envs.pool import EnvPool, SlotSpec
     from lerobot_diffrl.envs.suites import load_init_states, task_spec
 
     prepare_libero()
@@ -74,7 +73,7 @@ def record(n_tasks: int, per_task: int, size: int, n_envs: int, max_steps: int) 
     slots = [SlotSpec(a.suite, a.task_id, max_steps) for a in first]
     actor = make_actor("scripted", slots, seed=0)
     collector = Collector()
-    with PlannedPool(slots, obs_mode="pixels_state", image_size=(size, size), seed=0) as pool:
+    with EnvPool(slots, obs_mode="pixels_state", image_size=(size, size), seed=0) as pool:
         rollout = ShardRollout(
             sched, collector, actor, pool, first, image_size=(size, size), max_steps=max_steps
         )

@@ -36,7 +36,6 @@ from lerobot_diffrl.data.actors import ACTOR_TYPES, RECORDING_POOL_MODE, make_ac
 from lerobot_diffrl.data.features import FPS, ROBOT_TYPE, dataset_features, env_state_layout
 from lerobot_diffrl.data.merge import merge_datasets
 from lerobot_diffrl.data.packing import pack_episodes
-from lerobot_diffrl.data.planned_pool import PlannedPool
 from lerobot_diffrl.data.provenance import build_provenance, checkpoint_info, env_state_provenance
 from lerobot_diffrl.data.rollout import ShardRollout
 from lerobot_diffrl.data.scheduler import KEEP_MODES, AttemptScheduler
@@ -44,7 +43,7 @@ from lerobot_diffrl.data.sharding import ShardSpec, launched_device, resolve_sha
 from lerobot_diffrl.data.staging import Staging, write_json_atomic
 from lerobot_diffrl.data.writer import VCODECS, EpisodeWriter
 from lerobot_diffrl.envs.libero_setup import prepare_libero
-from lerobot_diffrl.envs.pool import SlotSpec
+from lerobot_diffrl.envs.pool import EnvPool, SlotSpec
 from lerobot_diffrl.envs.suites import check_suite, load_init_states, parse_task_ids, task_spec
 from lerobot_diffrl.errors import ConfigError, DatasetError
 
@@ -411,7 +410,7 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
             randomize=cfg.actor.randomize,
             tasks=[SlotSpec(s, t, cfg.max_steps) for s, t in tasks],
         )
-        pool = PlannedPool(
+        pool = EnvPool(
             slots,
             # object states come with every observation in pixels_state mode (the actor's own needs aside)
             obs_mode="pixels_state" if env_state_dim is not None else RECORDING_POOL_MODE[actor.obs_mode],

@@ -18,13 +18,12 @@ from tqdm import tqdm
 
 from lerobot_diffrl.data.actors import Actor
 from lerobot_diffrl.data.features import DONE, REWARD, SUCCESS, env_state_rows
-from lerobot_diffrl.data.planned_pool import PlannedPool
 from lerobot_diffrl.data.scheduler import DISCARD, KEEP, AttemptScheduler
 from lerobot_diffrl.data.sharding import Attempt
 from lerobot_diffrl.data.staging import AttemptRecord
 from lerobot_diffrl.data.writer import EpisodeFrames, EpisodeWriter
 from lerobot_diffrl.envs.lerobot_batch import IMAGE_KEYS, OBS_IMAGE_PREFIX
-from lerobot_diffrl.envs.pool import SlotSpec
+from lerobot_diffrl.envs.pool import EnvPool, SlotSpec
 from lerobot_diffrl.envs.suites import task_spec
 
 
@@ -91,14 +90,14 @@ class RolloutStats:
 
 
 class ShardRollout:
-    """Runs the scheduler's attempts in a :class:`PlannedPool` until the shard is done."""
+    """Runs the scheduler's attempts in a :class:`EnvPool` with an init plan until the shard is done."""
 
     def __init__(
         self,
         scheduler: AttemptScheduler,
         writer: EpisodeWriter,
         actor: Actor,
-        pool: PlannedPool,
+        pool: EnvPool,
         first: list[Attempt | None],
         *,
         image_size: tuple[int, int],
@@ -126,7 +125,7 @@ class ShardRollout:
         self.force_render = np.zeros(self.n, dtype=bool)
         self.slot_specs: list[SlotSpec] = list(pool.slots)
         self.stats = RolloutStats()
-        pool.set_plan(self.planned)
+        pool.set_init_plan(self.planned)
         self._languages: dict[tuple[str, int], str] = {}
         total = sum(s.target for s in scheduler.tasks.values())
         kept = sum(s.kept for s in scheduler.tasks.values())
@@ -146,7 +145,7 @@ class ShardRollout:
         return spec.max_steps or task_spec(spec.suite, spec.task_id).max_steps
 
     def planned(self, slot: int, episode: int) -> int | None:
-        """The pool's hook (:class:`PlannedPool`): init index of ``episode`` of ``slot``."""
+        """The pool's init plan (:meth:`EnvPool.set_init_plan`): init index of ``episode`` of ``slot``."""
         return self.plan.get((slot, episode))
 
     # -- episode starts ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import re
 import signal
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
@@ -174,6 +174,7 @@ class EnvPool:
         self._render_default = True
         self._assignment = self._assignment_table()
         self._episodes = np.zeros(n, dtype=np.int64)  # episodes started per slot since the last seeded reset
+        self._init_plan: Callable[[int, int], int | None] | None = None
         self._last_obs: dict[str, Any] | None = None
         self._restarts = 0
         self._closed = False
@@ -277,8 +278,28 @@ class EnvPool:
         return [tuple(row) for row in table]
 
     def _init_index(self, slot: int, episode: int) -> int:
+        if self._init_plan is not None:
+            planned = self._init_plan(slot, episode)
+            if planned is not None:
+                return int(planned)
         rank, n_same, n_states = self._assignment[slot]
         return init_state_index(self.seed, rank, n_same, episode, n_states)
+
+    def set_init_plan(self, plan: Callable[[int, int], int | None] | None) -> None:
+        """Let ``plan(slot, episode)`` choose the init state of each episode (None: the pool's own rule).
+
+        Why: the pool's rule (a function of its seed, the slot's rank among its task's slots and the slot's
+        episode count) suits RL, but generation needs attempt ``j`` of a task to start from the init state its
+        shard plan gives it, whichever slot runs it, so that shards are disjoint and a resumed run repeats exactly
+        the unfinished attempts. The pool asks the plan at every reset (``reset``, auto-reset inside ``step``,
+        and the restart of a crashed worker); an episode the plan leaves open (None) falls back to the rule.
+        """
+        self._init_plan = plan
+
+    def episode_count(self, slot: int) -> int:
+        """The episode number of ``slot``'s current episode, as the init plan sees it (0 after the seeded reset;
+        aborted episodes count)."""
+        return int(self._episodes[slot])
 
     def set_task(self, slot: int, task: SlotSpec) -> None:
         """Run ``task`` in ``slot`` from its next episode on (auto-reset or :meth:`reset`)."""

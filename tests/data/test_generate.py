@@ -82,13 +82,12 @@ def test_scripted_expert_dataset_loads_with_lerobot_conventions(scripted: Path) 
 def test_recorded_images_are_upright_pool_renders(scripted: Path) -> None:
     """Replay the episode's init state and first actions in a fresh pool: the decoded video frames are the
     pool's renders rotated 180 degrees (lerobot's LIBERO orientation), up to codec loss."""
-    from lerobot_diffrl.data.planned_pool import PlannedPool
-    from lerobot_diffrl.envs.pool import SlotSpec
+    from lerobot_diffrl.envs.pool import EnvPool, SlotSpec
 
     ds = load(scripted)
     init_index = json.loads((scripted / "meta" / "provenance.json").read_text())["episodes"][0]["init_index"]
-    with PlannedPool([SlotSpec("libero_object", 0, 200)], obs_mode="pixels", image_size=(SIZE, SIZE)) as pool:
-        pool.set_plan(lambda slot, episode: init_index)
+    with EnvPool([SlotSpec("libero_object", 0, 200)], obs_mode="pixels", image_size=(SIZE, SIZE)) as pool:
+        pool.set_init_plan(lambda slot, episode: init_index)
         obs, _ = pool.reset(seed=0)
         for t in range(4):
             item = ds[t]

@@ -94,8 +94,7 @@ def test_env_state_is_the_object_state_lerobot_batch_feeds_a_policy(recorded: Pa
     """Every recorded frame's observation.environment_state equals lerobot_batch(obs, env_state_dim=D) of the
     same simulator state (episodes replayed from their init states with their recorded actions), D is the
     longest object state of the tasks, and its statistics are lerobot's over exactly those values."""
-    from lerobot_diffrl.data.planned_pool import PlannedPool
-    from lerobot_diffrl.envs.pool import SlotSpec
+    from lerobot_diffrl.envs.pool import EnvPool, SlotSpec
 
     ds = load(recorded)
     ft = ds.meta.features[OBS_ENV_STATE]
@@ -114,8 +113,8 @@ def test_env_state_is_the_object_state_lerobot_batch_feeds_a_policy(recorded: Pa
     replayed = [next(i for i, e in enumerate(episodes) if e["task_id"] == t) for t in TASKS]  # one per task
     slots = [SlotSpec(SUITE, episodes[i]["task_id"], STEPS) for i in replayed]
     tasks = [episodes[i]["task"] for i in replayed]
-    with PlannedPool(slots, obs_mode="state", seed=0, n_workers=1) as pool:
-        pool.set_plan(lambda slot, episode: episodes[replayed[slot]]["init_index"])
+    with EnvPool(slots, obs_mode="state", seed=0, n_workers=1) as pool:
+        pool.set_init_plan(lambda slot, episode: episodes[replayed[slot]]["init_index"])
         obs, _ = pool.reset(seed=0)
         assert obs["object_state_len"].tolist() == [OBJECT_DIM] * len(slots)
         for step in range(STEPS):
