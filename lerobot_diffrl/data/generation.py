@@ -342,38 +342,25 @@ def generate(cfg: GenerateConfig) -> GenerationResult:
         raise
 
 
-def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> GenerationResult:
-    started = time.perf_counter()
-    paths = prepare_libero(cfg.libero_assets)
-    tasks = resolve_tasks(cfg)
-    output = Path(cfg.output_dir).expanduser().resolve()
-    work = work_dir(output)
-    shard_dir = work / shard.name
-    shard_output = shard_dir / "dataset" if launched else output
-    repo_id = cfg.repo_id or f"local/{output.name}"
-
-    if output.exists():
-        if not cfg.resume:
-            raise ConfigError(
-                f"{output} already exists; pass --resume=true to continue it, or another --output_dir"
-            )
-        if not (output / "meta" / "info.json").is_file():
-            raise DatasetError(f"{output} exists but is not a generated dataset; choose another --output_dir")
-        shutil.rmtree(work, ignore_errors=True)
-        episodes, frames = _dataset_totals(output)
-        log.info("%s is already complete (%d episodes)", output, episodes)
-        pushed = _push(cfg, output) if cfg.push_to_hub and shard.index == 0 else []
-        return GenerationResult(output, episodes, frames, {}, time.perf_counter() - started, pushed=pushed)
-    if shard_dir.exists() and not cfg.resume:
+def _complete_output(cfg: GenerateConfig, output: Path, shard: ShardSpec, started: float) -> GenerationResult:
+    """``--resume`` on a dataset that is already finished: nothing to generate (push it if asked)."""
+    if not cfg.resume:
         raise ConfigError(
-            f"an unfinished run is in {work}; pass --resume=true to continue it, or delete that folder"
+            f"{output} already exists; pass --resume=true to continue it, or another --output_dir"
         )
-    env_state_dim, env_layout = resolve_env_state(cfg, tasks)
-    identity = _identity(cfg, tasks, shard, env_state_dim)
-    if cfg.resume:
-        _check_resume(work, identity)
+    if not (output / "meta" / "info.json").is_file():
+        raise DatasetError(f"{output} exists but is not a generated dataset; choose another --output_dir")
+    shutil.rmtree(work_dir(output), ignore_errors=True)
+    episodes, frames = _dataset_totals(output)
+    log.info("%s is already complete (%d episodes)", output, episodes)
+    pushed = _push(cfg, output) if cfg.push_to_hub and shard.index == 0 else []
+    return GenerationResult(output, episodes, frames, {}, time.perf_counter() - started, pushed=pushed)
 
-    staging = Staging(shard_dir / "staging")
+
+def _attempt_scheduler(
+    cfg: GenerateConfig, tasks: list[tuple[str, int]], shard: ShardSpec, staging: Staging
+) -> AttemptScheduler:
+    """This shard's attempts, minus those a killed run already finished (read from its staging area)."""
     finished = staging.finished() if staging.root.is_dir() else []
     if finished:
         log.info(
@@ -396,93 +383,144 @@ def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> Generati
             f"{shard.name} gets no episodes: {len(tasks)} task(s) x {cfg.episodes_per_task} episodes split over "
             f"{shard.count} shards leaves none for shard {shard.index}; use fewer shards"
         )
-    features = dataset_features(cfg.image_size, env_state_dim)
-    if not shard_output.exists() and not scheduler.done():
-        first = [scheduler.next_attempt() for _ in range(cfg.n_envs)]
-        first = [a for a in first if a is not None]  # fewer slots than n_envs when fewer attempts remain
-        slots = [SlotSpec(a.suite, a.task_id, cfg.max_steps) for a in first]
-        actor = make_actor(
-            cfg.actor.type,
-            slots,
-            path=cfg.actor.path,
-            device=_device(cfg.actor.device, launched),
-            seed=cfg.seed,  # each episode's randomness follows from its attempt's seed, not from the shard
-            randomize=cfg.actor.randomize,
-            tasks=[SlotSpec(s, t, cfg.max_steps) for s, t in tasks],
-        )
-        pool = EnvPool(
-            slots,
-            # object states come with every observation in pixels_state mode (the actor's own needs aside)
-            obs_mode="pixels_state" if env_state_dim is not None else RECORDING_POOL_MODE[actor.obs_mode],
-            image_size=(cfg.image_size, cfg.image_size),
-            seed=cfg.seed,
-            n_workers=min(cfg.n_workers, len(slots)) if cfg.n_workers else None,
-        )
-        with pool:
-            # Nothing is written before here: bad input has failed already.
-            work.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(work / RUN_FILE, identity)
-            staging.create()
-            removed = staging.clean_partial()
-            if removed:
-                log.info("resume: removed %d uncommitted leftovers of the killed run", removed)
-            with EpisodeWriter(
-                staging, features, FPS, vcodec=cfg.vcodec, encoder_workers=cfg.encoder_workers
-            ) as writer:
-                rollout = ShardRollout(
-                    scheduler,
-                    writer,
-                    actor,
-                    pool,
-                    first,
-                    image_size=(cfg.image_size, cfg.image_size),
-                    max_steps=cfg.max_steps,
-                    progress=cfg.progress,
-                    env_state_dim=env_state_dim,
-                )
-                obs, infos = pool.reset(seed=cfg.seed)
-                rollout.run(obs, infos)
-    if not shard_output.exists():
-        staged = staging.kept_episodes()
-        for (suite, task_id), (kept, target) in scheduler.short().items():
-            log.warning("%s/%d: %d of %d episodes after the attempt cap", suite, task_id, kept, target)
-        if not staged:
-            raise DatasetError(
-                "no episode was kept (every attempt failed within the attempt cap); the dataset would be empty. "
-                "Raise --max_attempts_per_task, use --keep=all, or check the actor"
+    return scheduler
+
+
+def _roll_out(
+    cfg: GenerateConfig,
+    tasks: list[tuple[str, int]],
+    scheduler: AttemptScheduler,
+    staging: Staging,
+    identity: dict[str, Any],
+    env_state_dim: int | None,
+    launched: bool,
+) -> None:
+    """Run the remaining attempts in the env pool, committing each finished one to ``staging``."""
+    first = [scheduler.next_attempt() for _ in range(cfg.n_envs)]
+    first = [a for a in first if a is not None]  # fewer slots than n_envs when fewer attempts remain
+    slots = [SlotSpec(a.suite, a.task_id, cfg.max_steps) for a in first]
+    actor = make_actor(
+        cfg.actor.type,
+        slots,
+        path=cfg.actor.path,
+        device=_device(cfg.actor.device, launched),
+        seed=cfg.seed,  # each episode's randomness follows from its attempt's seed, not from the shard
+        randomize=cfg.actor.randomize,
+        tasks=[SlotSpec(s, t, cfg.max_steps) for s, t in tasks],
+    )
+    pool = EnvPool(
+        slots,
+        # object states come with every observation in pixels_state mode (the actor's own needs aside)
+        obs_mode="pixels_state" if env_state_dim is not None else RECORDING_POOL_MODE[actor.obs_mode],
+        image_size=(cfg.image_size, cfg.image_size),
+        seed=cfg.seed,
+        n_workers=min(cfg.n_workers, len(slots)) if cfg.n_workers else None,
+    )
+    work = work_dir(Path(cfg.output_dir).expanduser().resolve())
+    with pool:
+        # Nothing is written before here: bad input has failed already.
+        work.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(work / RUN_FILE, identity)
+        staging.create()
+        removed = staging.clean_partial()
+        if removed:
+            log.info("resume: removed %d uncommitted leftovers of the killed run", removed)
+        features = dataset_features(cfg.image_size, env_state_dim)
+        with EpisodeWriter(
+            staging, features, FPS, vcodec=cfg.vcodec, encoder_workers=cfg.encoder_workers
+        ) as writer:
+            rollout = ShardRollout(
+                scheduler,
+                writer,
+                actor,
+                pool,
+                first,
+                image_size=(cfg.image_size, cfg.image_size),
+                max_steps=cfg.max_steps,
+                progress=cfg.progress,
+                env_state_dim=env_state_dim,
             )
-        provenance = build_provenance(
-            actor=_actor_provenance(cfg),
-            config=dataclasses.asdict(cfg),
-            shard={"index": shard.index, "count": shard.count},
-            per_task=_per_task(scheduler),
-            episodes=_episodes_provenance(staged),
-            assets=paths.assets,
-            env_state=env_state_provenance(env_state_dim, env_layout) if env_state_dim is not None else None,
+            obs, infos = pool.reset(seed=cfg.seed)
+            rollout.run(obs, infos)
+
+
+def _pack_shard(
+    cfg: GenerateConfig,
+    shard: ShardSpec,
+    scheduler: AttemptScheduler,
+    staging: Staging,
+    shard_output: Path,
+    env_state: tuple[int | None, Any],
+    assets: Any,
+) -> None:
+    """Write the shard's committed episodes as one LeRobotDataset with its provenance; drop the staging."""
+    env_state_dim, env_layout = env_state
+    staged = staging.kept_episodes()
+    for (suite, task_id), (kept, target) in scheduler.short().items():
+        log.warning("%s/%d: %d of %d episodes after the attempt cap", suite, task_id, kept, target)
+    if not staged:
+        raise DatasetError(
+            "no episode was kept (every attempt failed within the attempt cap); the dataset would be empty. "
+            "Raise --max_attempts_per_task, use --keep=all, or check the actor"
         )
-        pack_episodes(
-            staged,
-            shard_output,
-            repo_id=repo_id,
-            features=features,
-            fps=FPS,
-            robot_type=ROBOT_TYPE,
-            progress=cfg.progress,
-            meta_files={"provenance.json": provenance},
+    provenance = build_provenance(
+        actor=_actor_provenance(cfg),
+        config=dataclasses.asdict(cfg),
+        shard={"index": shard.index, "count": shard.count},
+        per_task=_per_task(scheduler),
+        episodes=_episodes_provenance(staged),
+        assets=assets,
+        env_state=env_state_provenance(env_state_dim, env_layout) if env_state_dim is not None else None,
+    )
+    output = Path(cfg.output_dir).expanduser().resolve()
+    pack_episodes(
+        staged,
+        shard_output,
+        repo_id=cfg.repo_id or f"local/{output.name}",
+        features=dataset_features(cfg.image_size, env_state_dim),
+        fps=FPS,
+        robot_type=ROBOT_TYPE,
+        progress=cfg.progress,
+        meta_files={"provenance.json": provenance},
+    )
+    shutil.rmtree(staging.root, ignore_errors=True)
+
+
+def _generate(cfg: GenerateConfig, shard: ShardSpec, launched: bool) -> GenerationResult:
+    """Check, (re)start the shard's attempts, pack them, and under a launcher merge the shards."""
+    started = time.perf_counter()
+    paths = prepare_libero(cfg.libero_assets)
+    tasks = resolve_tasks(cfg)
+    output = Path(cfg.output_dir).expanduser().resolve()
+    work = work_dir(output)
+    shard_dir = work / shard.name
+    shard_output = shard_dir / "dataset" if launched else output
+    if output.exists():
+        return _complete_output(cfg, output, shard, started)
+    if shard_dir.exists() and not cfg.resume:
+        raise ConfigError(
+            f"an unfinished run is in {work}; pass --resume=true to continue it, or delete that folder"
         )
-        shutil.rmtree(staging.root, ignore_errors=True)
+    env_state_dim, env_layout = resolve_env_state(cfg, tasks)
+    identity = _identity(cfg, tasks, shard, env_state_dim)
+    if cfg.resume:
+        _check_resume(work, identity)
+    staging = Staging(shard_dir / "staging")
+    scheduler = _attempt_scheduler(cfg, tasks, shard, staging)
+    if not shard_output.exists() and not scheduler.done():
+        _roll_out(cfg, tasks, scheduler, staging, identity, env_state_dim, launched)
+    if not shard_output.exists():
+        _pack_shard(cfg, shard, scheduler, staging, shard_output, (env_state_dim, env_layout), paths.assets)
     if launched:
         if shard.index != 0:
             episodes, frames = _dataset_totals(shard_output)
+            elapsed = time.perf_counter() - started
             return GenerationResult(
-                shard_output,
-                episodes,
-                frames,
-                _per_task(scheduler),
-                time.perf_counter() - started,
-                complete=False,
+                shard_output, episodes, frames, _per_task(scheduler), elapsed, complete=False
             )
-        merge_datasets(_wait_for_shards(work, shard.count), output, repo_id=repo_id)
+        merge_datasets(
+            _wait_for_shards(work, shard.count), output, repo_id=cfg.repo_id or f"local/{output.name}"
+        )
     shutil.rmtree(work, ignore_errors=True)
     episodes, frames = _dataset_totals(output)
     pushed = _push(cfg, output) if cfg.push_to_hub else []
