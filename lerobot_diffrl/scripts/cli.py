@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import draccus
 from draccus.utils import DecodingError, ParsingError
 
+from lerobot_diffrl.config_files import check_config_file
 from lerobot_diffrl.errors import ConfigError, DiffRLError
 from lerobot_diffrl.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
@@ -28,29 +27,6 @@ def config_path_of(argv: Sequence[str]) -> str | None:
         if arg == "--config_path" and i + 1 < len(argv):
             return argv[i + 1]
     return None
-
-
-def check_config_file(path: str) -> None:
-    """A missing, unreadable or malformed config file as one :class:`ConfigError` naming the file and the
-    first problem, before draccus (whose messages are a traceback or the repr of a file object)."""
-    import yaml
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"--config_path {path} does not exist")
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--config_path {path} cannot be read: {err}") from None
-    try:
-        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        kind = "JSON" if file.suffix == ".json" else "YAML"
-        raise ConfigError(
-            f"--config_path {path} is not valid {kind}: {' '.join(str(err).split())[:240]}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config_path {path} must hold a mapping of fields, got {type(data).__name__}")
 
 
 def parse_config[ConfigT](config_class: type[ConfigT], argv: Sequence[str] | None = None) -> ConfigT:
