@@ -244,6 +244,12 @@ class EpisodeWriter:
     ):
         if vcodec not in VCODECS:
             raise ConfigError(f"vcodec must be one of {', '.join(VCODECS)}; got {vcodec!r}")
+        # lerobot resolves the codec with a lazy ``from lerobot.datasets import ...``; run it once here, in this
+        # thread, so that no encoder thread imports ``lerobot.datasets`` while another thread is still importing
+        # it (seen as "cannot import name 'detect_available_encoders_pyav'" in a resumed generation).
+        from lerobot.configs.video import RGBEncoderConfig
+
+        RGBEncoderConfig(vcodec=vcodec)
         self.staging = staging
         self.features = features
         self.fps = int(fps)
