@@ -29,6 +29,11 @@ STOP_GRACE_S = 120
 _LINE_SPLIT = re.compile(r"[\r\n]+")
 
 
+def output_lines(text: str) -> list[str]:
+    """A command's output as its non-empty lines (progress bars redraw with ``\r``, so both count as breaks)."""
+    return [line.strip() for line in _LINE_SPLIT.split(text) if line.strip()]
+
+
 class WorkerLost(Exception):
     """The process running a job died (a killed Ray worker or node): the job may start again and resume."""
 
@@ -66,9 +71,9 @@ def run_command(
             fh.flush()
             if on_line is not None:
                 pending = (pending + chunk)[-2000:]
-                lines = [ln for ln in _LINE_SPLIT.split(pending.decode(errors="replace")) if ln.strip()]
+                lines = output_lines(pending.decode(errors="replace"))
                 if lines:
-                    on_line(lines[-1].strip())
+                    on_line(lines[-1])
         return proc.wait()
 
 

@@ -13,8 +13,8 @@ Which job runs when is :mod:`lerobot_diffrl.recipes.pipeline_schedule`'s (a job 
 from have finished), where it runs the launcher's (:mod:`lerobot_diffrl.recipes.launchers`). The launcher is
 stored in ``recipe.json`` but is not part of the recipe: a run started on one machine can be continued on a
 cluster. Each command's output goes to ``logs/<stage>-<job>.log``; the console shows one progress bar over the
-jobs, with each stage's finished, running and failed jobs. A failed command is one error naming the stage, its exit status, its last error line
-and its log, and the run can be started again as it was.
+jobs, with each stage's finished, running and failed jobs. A failed command is one error naming the stage, its
+exit status, its last error line and its log, and the run can be started again as it was.
 """
 
 from __future__ import annotations

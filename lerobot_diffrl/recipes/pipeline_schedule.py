@@ -14,7 +14,6 @@ for (``--resume=true``).
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -26,14 +25,13 @@ from tqdm import tqdm
 
 from lerobot_diffrl.data.staging import write_json_atomic
 from lerobot_diffrl.errors import DiffRLError
-from lerobot_diffrl.recipes.launchers import STOP_GRACE_S, LocalLauncher, WorkerLost
+from lerobot_diffrl.recipes.launchers import STOP_GRACE_S, LocalLauncher, WorkerLost, output_lines
 from lerobot_diffrl.recipes.pipeline_config import PipelineConfig
 from lerobot_diffrl.recipes.pipeline_stages import Job, RunLayout
 from lerobot_diffrl.signals import Terminated
 
 #: How often the console refreshes while jobs run.
 POLL_S = 1.0
-_LINE_SPLIT = re.compile(r"[\r\n]+")
 
 
 class StageFailed(DiffRLError):
@@ -55,7 +53,7 @@ def last_error(log: Path) -> str:
     """The line of a failed command's log that says why (its ``error:`` line, else its last line)."""
     if not log.is_file():
         return "(no output)"
-    lines = [ln.strip() for ln in _LINE_SPLIT.split(log.read_text(errors="replace")) if ln.strip()]
+    lines = output_lines(log.read_text(errors="replace"))
     for line in reversed(lines):
         if line.startswith("error:") or "Error" in line.split(":", 1)[0]:
             return line[:400]
