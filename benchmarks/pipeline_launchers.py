@@ -78,6 +78,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work_dir", default="outputs/benchmarks/pipeline_launchers")
     args = parser.parse_args()
+    unknown = [n for n in args.launchers.split(",") if n not in LAUNCHER_ARGS]
+    if unknown:
+        raise SystemExit(
+            f"error: unknown launcher(s) {', '.join(unknown)}; launchers: {', '.join(LAUNCHER_ARGS)}"
+        )
     extra = [*COMMON, *(TINY if args.scale == "tiny" else []), f"--device={args.device}"]
     work = Path(args.work_dir).resolve()
     results = {name: run(name, work, extra) for name in args.launchers.split(",")}
