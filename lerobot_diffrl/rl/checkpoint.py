@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import draccus
+import torch
 from lerobot.optim.optimizers import load_optimizer_state, save_optimizer_state
 from lerobot.optim.schedulers import load_scheduler_state, save_scheduler_state
 from lerobot.utils.random_utils import load_rng_state, save_rng_state
@@ -59,8 +60,12 @@ def save_checkpoint(
     optimizers: dict[str, Any],
     schedulers: dict[str, Any],
     progress: dict[str, Any],
+    extra_states: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``iteration`` atomically and point ``last`` at it."""
+    """Write checkpoint ``iteration`` atomically and point ``last`` at it.
+
+    ``extra_states`` (name -> picklable state, e.g. the success replay) go to ``training_state/<name>.pt``.
+    """
     root = run_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):
@@ -80,6 +85,8 @@ def save_checkpoint(
         save_scheduler_state(scheduler, state_dir / name)
     save_rng_state(state_dir)
     (state_dir / PROGRESS).write_text(json.dumps(progress, indent=2))
+    for name, state in (extra_states or {}).items():
+        torch.save(state, state_dir / f"{name}.pt")
     if final.exists():  # re-saving an iteration (e.g. Ctrl-C right after a periodic save)
         trash = root / f".tmp-old-{final.name}-{os.getpid()}"
         os.replace(final, trash)
@@ -121,6 +128,17 @@ def load_training_state(ckpt: Path, optimizers: dict[str, Any], schedulers: dict
         load_scheduler_state(scheduler, state / name)
     load_rng_state(state)
     return json.loads((state / PROGRESS).read_text())
+
+
+def load_extra_state(ckpt: Path, name: str) -> Any | None:
+    """The ``extra_states[name]`` saved with ``ckpt``, or None when it has none."""
+    path = ckpt / TRAINING_STATE / f"{name}.pt"
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        raise CheckpointError(f"cannot resume from {ckpt}: {path.name} is unreadable ({exc}).") from exc
 
 
 def config_dict(cfg: RLConfig) -> dict[str, Any]:

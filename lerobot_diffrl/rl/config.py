@@ -90,6 +90,11 @@ class PPOConfig(PPOLossConfig):
         max_grad_norm: Gradient clipping of each optimizer's parameters (None: off).
         target_kl: Stop the iteration's epochs once the approximate KL exceeds this (None: off).
         amp: bf16 autocast on CUDA (ignored on CPU).
+        replay_coef: Weight of the behaviour-cloning term on chunks of the run's successful episodes
+            (:mod:`lerobot_diffrl.rl.success_replay`), added to every actor minibatch once the buffer holds
+            ``replay_batch_size`` chunks (0: off, DPPO as published).
+        replay_batch_size: Replay chunks per minibatch.
+        replay_max_chunks: Buffer size in chunks (the oldest successes go first).
     """
 
     n_steps: int = 70
@@ -109,9 +114,14 @@ class PPOConfig(PPOLossConfig):
     max_grad_norm: float | None = 1.0
     target_kl: float | None = 1.0
     amp: bool = True
+    replay_coef: float = 0.0
+    replay_batch_size: int = 256
+    replay_max_chunks: int = 20_000
 
     def validate(self) -> None:
-        for name in ("n_steps", "update_epochs", "batch_size", "grad_accumulation"):
+        if self.replay_coef < 0:
+            raise ConfigError(f"ppo.replay_coef must be >= 0; got {self.replay_coef}.")
+        for name in ("n_steps", "update_epochs", "batch_size", "grad_accumulation", "replay_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ppo.{name} must be >= 1; got {getattr(self, name)}.")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:

@@ -59,6 +59,7 @@ class Rollout:
     tasks: list[str]
     chain: Tensor
     logprobs: Tensor
+    actions: Tensor  # (rows, H, A) the normalised chunks sampled (clipped as executed)
     values: Tensor  # (T, N)
     rewards: Tensor  # (T, N) raw rewards
     terminated: Tensor  # (T, N) bool
@@ -79,10 +80,10 @@ class Rollout:
         return RolloutSample(chain[:, -1], chain, empty, empty, self.logprobs[rows], empty)
 
 
-def _stack_obs(steps: list[dict[str, Any]]) -> dict[str, Any]:
+def stack_obs(steps: list[dict[str, Any]]) -> dict[str, Any]:
     first = steps[0]
     return {
-        k: _stack_obs([s[k] for s in steps]) if isinstance(v, dict) else np.concatenate([s[k] for s in steps])
+        k: stack_obs([s[k] for s in steps]) if isinstance(v, dict) else np.concatenate([s[k] for s in steps])
         for k, v in first.items()
     }
 
@@ -117,7 +118,7 @@ class RolloutCollector:
         n, n_act = env.num_envs, policy.config.n_action_steps
         start = time.perf_counter()
         stats = EpisodeStats()
-        obs_steps, chains, logprobs = [], [], []
+        obs_steps, chains, logprobs, sampled = [], [], [], []
         values = torch.zeros(n_steps, n)
         rewards = torch.zeros(n_steps, n)
         terminated = torch.zeros(n_steps, n, dtype=torch.bool)
@@ -133,6 +134,7 @@ class RolloutCollector:
             obs_steps.append(self.obs)
             chains.append(sample.chain.float().cpu())
             logprobs.append(sample.logprobs.float().cpu())
+            sampled.append(sample.action.float().cpu())
             actions = env_actions(self.loaded, sample.action[:, :n_act])
             next_obs, reward, term, trunc, infos = env.env.step_chunk(actions, render=env.renders)
             env_steps += int(np.sum(infos["executed_steps"]))
@@ -161,10 +163,11 @@ class RolloutCollector:
         next_values = torch.cat([values[1:], last_values[None]], dim=0)
         next_values = torch.where(truncated, final_values, next_values)
         return Rollout(
-            obs=_stack_obs(obs_steps),
+            obs=stack_obs(obs_steps),
             tasks=list(env.tasks) * n_steps,
             chain=torch.cat(chains),
             logprobs=torch.cat(logprobs),
+            actions=torch.cat(sampled),
             values=values,
             rewards=rewards,
             terminated=terminated,

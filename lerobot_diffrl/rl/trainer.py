@@ -27,6 +27,7 @@ from lerobot_diffrl.rl.checkpoint import (
     PRETRAINED,
     check_resumable,
     config_dict,
+    load_extra_state,
     load_training_state,
     save_checkpoint,
     save_config,
@@ -38,11 +39,13 @@ from lerobot_diffrl.rl.metrics_log import MetricsLogger
 from lerobot_diffrl.rl.policy_io import LoadedPolicy, check_compatible, load_policy
 from lerobot_diffrl.rl.reward_scaling import RunningRewardScaler
 from lerobot_diffrl.rl.rollout import RolloutCollector
+from lerobot_diffrl.rl.success_replay import SuccessReplay
 from lerobot_diffrl.rl.update import Optimizers, compute_targets, ppo_update
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
+REPLAY_STATE = "success_replay"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -115,6 +118,9 @@ class RLTrainer:
         self.scaler = (
             RunningRewardScaler(self.env.num_envs, cfg.ppo.gamma) if cfg.ppo.reward_scaling else None
         )
+        self.replay = (
+            SuccessReplay(self.env.num_envs, cfg.ppo.replay_max_chunks) if cfg.ppo.replay_coef > 0 else None
+        )
         if resume_from is not None:
             progress = load_training_state(resume_from, self._optimizer_dict(), self.schedulers)
             self.iteration = int(progress["iteration"])
@@ -122,6 +128,9 @@ class RLTrainer:
             self.history = list(progress.get("evaluations", []))
             if self.scaler is not None and progress.get("reward_scaler"):
                 self.scaler.load_state_dict(progress["reward_scaler"])
+            replay_state = load_extra_state(resume_from, REPLAY_STATE)
+            if self.replay is not None and replay_state is not None:
+                self.replay.load_state_dict(replay_state)
         self.generator = torch.Generator().manual_seed(cfg.seed + 7919 * self.iteration)
         self.collector = RolloutCollector(self.env, self.loaded, self.device, cfg.ppo.amp)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +157,7 @@ class RLTrainer:
             self._optimizer_dict(),
             self.schedulers,
             self._progress(),
+            {REPLAY_STATE: self.replay.state_dict()} if self.replay is not None else None,
         )
 
     def evaluate(self, tag: str) -> EvalResult:
@@ -180,6 +190,8 @@ class RLTrainer:
             bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="RL iterations", unit="it")
             while self.iteration < cfg.iterations:
                 rollout = self.collector.collect(ppo.n_steps)
+                if self.replay is not None:
+                    self.replay.add(rollout)
                 targets = compute_targets(rollout, ppo, self.scaler)
                 train_actor = self.iteration >= ppo.critic_warmup_iters
                 metrics = ppo_update(
@@ -192,6 +204,7 @@ class RLTrainer:
                     self.device,
                     self.generator,
                     self.reference,
+                    self.replay,
                 )
                 record = {
                     "event": "train",

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from lerobot.utils.constants import ACTION
 from torch import Tensor
 
 from lerobot_diffrl.rl.advantages import compute_gae
 from lerobot_diffrl.rl.config import PPOConfig
 from lerobot_diffrl.rl.policy_io import LoadedPolicy, policy_inputs
-from lerobot_diffrl.rl.ppo_loss import ppo_loss
+from lerobot_diffrl.rl.ppo_loss import PPOLossOutput, ppo_loss
 from lerobot_diffrl.rl.reward_scaling import RunningRewardScaler
 from lerobot_diffrl.rl.rollout import Rollout, autocast
+from lerobot_diffrl.rl.success_replay import SuccessReplay
 
 
 @dataclass
@@ -71,18 +73,18 @@ def ppo_update(
     device: torch.device,
     generator: torch.Generator,
     reference: LoadedPolicy | None = None,
+    replay: SuccessReplay | None = None,
 ) -> dict[str, float]:
     """Run ``cfg.update_epochs`` epochs (fewer on KL early stop); return mean losses and diagnostics."""
     policy = loaded.policy
-    n_rows = rollout.n_rows
     n_trans = int(rollout.chain.shape[1]) - 1
-    n_act = policy.config.n_action_steps
-    total = n_rows * n_trans
+    total = rollout.n_rows * n_trans
+    use_replay = (
+        train_actor and replay is not None and cfg.replay_coef > 0 and len(replay) >= cfg.replay_batch_size
+    )
     sums: dict[str, float] = {}
     count, stopped_early, epochs_run = 0, False, 0
     start = time.perf_counter()
-    actor_params = list(policy.actor_parameters())
-    critic_params = list(policy.critic_parameters())
     policy.train()
     for _ in range(cfg.update_epochs):
         epochs_run += 1
@@ -90,40 +92,17 @@ def ppo_update(
         n_batches = (total + cfg.batch_size - 1) // cfg.batch_size
         for b in range(n_batches):
             pairs = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            rows, trans = pairs // n_trans, pairs % n_trans
-            batch = policy_inputs(loaded, rollout.obs, rollout.tasks, rows.numpy())
-            sample = rollout.sample_rows(rows).to(device)
-            with autocast(device, cfg.amp):
-                new = policy.evaluate_logprobs(batch, sample, transition_index=trans.to(device))
-                values = policy.value(batch).float()
-                bc = _bc_loss(loaded, reference, batch, device) if reference is not None else None
-            old_lp = rollout.logprobs[rows, trans].to(device)
-            out = ppo_loss(
-                new.logprobs[:, 0].float(),
-                old_lp,
-                targets.advantages[rows].to(device),
-                trans.to(device),
-                n_trans,
-                n_act,
-                values,
-                targets.values[rows].to(device),
-                targets.returns[rows].to(device),
-                cfg,
-                bc_loss=bc,
+            out = _minibatch_loss(
+                loaded, rollout, targets, pairs // n_trans, pairs % n_trans, cfg, device, reference
             )
             loss = out.loss if train_actor else cfg.value_coef * out.value_loss
+            replay_loss = _replay_loss(loaded, replay, cfg, device, generator) if use_replay else None
+            if replay_loss is not None:
+                loss = loss + cfg.replay_coef * replay_loss
+                sums["replay_loss"] = sums.get("replay_loss", 0.0) + float(replay_loss.detach())
             (loss / cfg.grad_accumulation).backward()
-            last = b == n_batches - 1
-            if (b + 1) % cfg.grad_accumulation == 0 or last:
-                if cfg.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
-                    if train_actor:
-                        torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
-                optimizers.critic.step()
-                if train_actor:
-                    optimizers.actor.step()
-                optimizers.actor.zero_grad(set_to_none=True)
-                optimizers.critic.zero_grad(set_to_none=True)
+            if (b + 1) % cfg.grad_accumulation == 0 or b == n_batches - 1:
+                _optimizer_step(policy, optimizers, cfg, train_actor)
             for key in ("policy_loss", "value_loss", "bc_loss", "approx_kl", "clip_fraction", "ratio_mean"):
                 sums[key] = sums.get(key, 0.0) + float(getattr(out, key).detach())
             count += 1
@@ -142,10 +121,76 @@ def ppo_update(
             "kl_early_stop": float(stopped_early),
             "minibatches": float(count),
             "explained_variance": targets.explained_variance,
+            "replay_chunks": float(len(replay)) if replay is not None else 0.0,
             "update_s": time.perf_counter() - start,
         }
     )
     return metrics
+
+
+def _minibatch_loss(
+    loaded: LoadedPolicy,
+    rollout: Rollout,
+    targets: Targets,
+    rows: Tensor,
+    trans: Tensor,
+    cfg: PPOConfig,
+    device: torch.device,
+    reference: LoadedPolicy | None,
+) -> PPOLossOutput:
+    """PPO loss of (env step ``rows``, denoising transition ``trans``) pairs, re-evaluated by the live policy."""
+    policy = loaded.policy
+    batch = policy_inputs(loaded, rollout.obs, rollout.tasks, rows.numpy())
+    sample = rollout.sample_rows(rows).to(device)
+    with autocast(device, cfg.amp):
+        new = policy.evaluate_logprobs(batch, sample, transition_index=trans.to(device))
+        values = policy.value(batch).float()
+        bc = _bc_loss(loaded, reference, batch, device) if reference is not None else None
+    return ppo_loss(
+        new.logprobs[:, 0].float(),
+        rollout.logprobs[rows, trans].to(device),
+        targets.advantages[rows].to(device),
+        trans.to(device),
+        int(rollout.chain.shape[1]) - 1,
+        policy.config.n_action_steps,
+        values,
+        targets.values[rows].to(device),
+        targets.returns[rows].to(device),
+        cfg,
+        bc_loss=bc,
+    )
+
+
+def _optimizer_step(
+    policy: torch.nn.Module, optimizers: Optimizers, cfg: PPOConfig, train_actor: bool
+) -> None:
+    """Clip each optimizer's gradients, step the critic (and the actor after warm-up), clear both."""
+    if cfg.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(list(policy.critic_parameters()), cfg.max_grad_norm)
+        if train_actor:
+            torch.nn.utils.clip_grad_norm_(list(policy.actor_parameters()), cfg.max_grad_norm)
+    optimizers.critic.step()
+    if train_actor:
+        optimizers.actor.step()
+    optimizers.actor.zero_grad(set_to_none=True)
+    optimizers.critic.zero_grad(set_to_none=True)
+
+
+def _replay_loss(
+    loaded: LoadedPolicy,
+    replay: SuccessReplay,
+    cfg: PPOConfig,
+    device: torch.device,
+    generator: torch.Generator,
+) -> Tensor:
+    """The policy's own BC loss (``forward``: diffusion loss for diffrl, Gaussian NLL for gaussrl) on a draw of
+    chunks from the run's successful episodes."""
+    obs, tasks, actions = replay.sample(cfg.replay_batch_size, generator)
+    batch = policy_inputs(loaded, obs, tasks)
+    batch[ACTION] = actions.to(device)
+    with autocast(device, cfg.amp):
+        loss, _ = loaded.policy.forward(batch)
+    return loss.float()
 
 
 def _bc_loss(loaded: LoadedPolicy, reference: LoadedPolicy, batch: dict, device: torch.device) -> Tensor:
