@@ -168,8 +168,6 @@ def build_mixed_dataset(
     demonstrations) are dropped with lerobot's ``remove_feature``, and the second dataset's copy takes the first's
     feature labels (``names``) and robot type. Different fps, dtypes or shapes are never fixed."""
     from lerobot.datasets.aggregate import aggregate_datasets
-    from lerobot.datasets.dataset_tools import remove_feature, split_dataset
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     out_root = Path(out_root)
     if out_root.exists():
@@ -180,24 +178,7 @@ def build_mixed_dataset(
         raise ConfigError("a ratio (share of the first dataset's frames, in (0, 1)) is required to mix")
     sources = [dataset] if mix_with is None else [dataset, mix_with]
     metas = [_load_meta(s) for s in sources]
-    drop: list[list[str]] = [[] for _ in sources]
-    relabel = False
-    if len(metas) == 2:
-        blocking, fixable = feature_differences(*metas)
-        if blocking or (fixable and not harmonize):
-            hint = (
-                "convert one to the other's features first (same fps, cameras, image sizes, state and action)"
-                if blocking
-                else "pass harmonize=true (--harmonize=true) to drop unshared features and relabel"
-            )
-            raise DatasetError(
-                f"{dataset.repo_id} and {mix_with.repo_id} cannot be mixed: "
-                + "; ".join(blocking + fixable)
-                + f". {hint}"
-            )
-        fa, fb = metas[0].features, metas[1].features
-        drop = [sorted(set(fa) - set(fb)), sorted(set(fb) - set(fa))]
-        relabel = metas[0].robot_type != metas[1].robot_type or any(fa[k] != fb[k] for k in set(fa) & set(fb))
+    drop, relabel = _harmonization(sources, metas, harmonize)
     instructions = suite_instructions(suites) if suites else None
     tables = [episode_table(m) for m in metas]
     candidates = [select_suite_episodes(tasks, instructions) for _, tasks in tables]
@@ -211,22 +192,7 @@ def build_mixed_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        parts: list[tuple[str, Path]] = []
-        for i, (source, meta, episodes) in enumerate(zip(sources, metas, chosen, strict=True)):
-            needs_copy = len(episodes) < meta.total_episodes or (i == 1 and relabel)
-            if not needs_copy and not drop[i]:
-                parts.append((source.repo_id, Path(meta.root)))
-                continue
-            part = LeRobotDataset(source.repo_id, root=meta.root)
-            if needs_copy:
-                part = split_dataset(part, {"part": episodes}, output_dir=tmp / f"source{i}")["part"]
-            if drop[i]:
-                part = remove_feature(
-                    part, drop[i], output_dir=tmp / f"source{i}_shared", repo_id=f"{part.repo_id}_shared"
-                )
-            if i == 1 and relabel:
-                _relabel(Path(part.root), metas[0].features, metas[0].robot_type)
-            parts.append((part.repo_id, Path(part.root)))
+        parts = _prepare_parts(sources, metas, chosen, drop, relabel, tmp)
         aggregate_datasets(
             repo_ids=[repo for repo, _ in parts],
             aggr_repo_id=out_repo_id,
@@ -234,34 +200,106 @@ def build_mixed_dataset(
             aggr_root=tmp / "out",
         )
         frames_used = [int(sum(int(lengths[i][e]) for e in episodes)) for i, episodes in enumerate(chosen)]
-        total = sum(frames_used)
-        record = {
-            "ratio_basis": "frames",
-            "target_ratio": ratio,
-            "achieved_ratio": frames_used[0] / total if total else None,
-            "seed": seed,
-            "suites": suites,
-            "harmonized": {"dropped_features": drop, "relabelled": relabel} if harmonize else None,
-            "sources": [],
-        }
-        start = 0
-        for source, meta, episodes, used in zip(sources, metas, chosen, frames_used, strict=True):
-            record["sources"].append(
-                {
-                    "repo_id": source.repo_id,
-                    "root": str(meta.root),
-                    "episodes_available": int(meta.total_episodes),
-                    "episodes_used": len(episodes),
-                    "frames_used": used,
-                    "share": used / total if total else None,
-                    "source_episode_indices": [int(e) for e in episodes],
-                    "mixed_episode_range": [start, start + len(episodes)],
-                }
-            )
-            start += len(episodes)
+        record = _mix_record(sources, metas, chosen, frames_used, ratio, seed, suites)
+        record["harmonized"] = {"dropped_features": drop, "relabelled": relabel} if harmonize else None
         (tmp / "out" / "meta" / MIXING_FILE).write_text(json.dumps(record, indent=2) + "\n")
         out_root.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp / "out", out_root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_root
+
+
+def _harmonization(
+    sources: list[MixSource], metas: list[Any], harmonize: bool
+) -> tuple[list[list[str]], bool]:
+    """Features to drop from each source and whether the second takes the first's labels; a DatasetError when
+    the two cannot be mixed (or could only with ``harmonize``)."""
+    if len(metas) < 2:
+        return [[] for _ in sources], False
+    blocking, fixable = feature_differences(*metas)
+    if blocking or (fixable and not harmonize):
+        hint = (
+            "convert one to the other's features first (same fps, cameras, image sizes, state and action)"
+            if blocking
+            else "pass harmonize=true (--harmonize=true) to drop unshared features and relabel"
+        )
+        raise DatasetError(
+            f"{sources[0].repo_id} and {sources[1].repo_id} cannot be mixed: "
+            + "; ".join(blocking + fixable)
+            + f". {hint}"
+        )
+    fa, fb = metas[0].features, metas[1].features
+    drop = [sorted(set(fa) - set(fb)), sorted(set(fb) - set(fa))]
+    relabel = metas[0].robot_type != metas[1].robot_type or any(fa[k] != fb[k] for k in set(fa) & set(fb))
+    return drop, relabel
+
+
+def _prepare_parts(
+    sources: list[MixSource],
+    metas: list[Any],
+    chosen: list[list[int]],
+    drop: list[list[str]],
+    relabel: bool,
+    tmp: Path,
+) -> list[tuple[str, Path]]:
+    """(repo id, root) of each source as it enters the aggregate: the source itself when used whole and
+    unchanged, else a copy in ``tmp`` with only the chosen episodes, the shared features and the first's labels."""
+    from lerobot.datasets.dataset_tools import remove_feature, split_dataset
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    parts: list[tuple[str, Path]] = []
+    for i, (source, meta, episodes) in enumerate(zip(sources, metas, chosen, strict=True)):
+        needs_copy = len(episodes) < meta.total_episodes or (i == 1 and relabel)
+        if not needs_copy and not drop[i]:
+            parts.append((source.repo_id, Path(meta.root)))
+            continue
+        part = LeRobotDataset(source.repo_id, root=meta.root)
+        if needs_copy:
+            part = split_dataset(part, {"part": episodes}, output_dir=tmp / f"source{i}")["part"]
+        if drop[i]:
+            part = remove_feature(
+                part, drop[i], output_dir=tmp / f"source{i}_shared", repo_id=f"{part.repo_id}_shared"
+            )
+        if i == 1 and relabel:
+            _relabel(Path(part.root), metas[0].features, metas[0].robot_type)
+        parts.append((part.repo_id, Path(part.root)))
+    return parts
+
+
+def _mix_record(
+    sources: list[MixSource],
+    metas: list[Any],
+    chosen: list[list[int]],
+    frames_used: list[int],
+    ratio: float | None,
+    seed: int,
+    suites: list[str] | None,
+) -> dict[str, Any]:
+    """``meta/mixing.json``: what was asked, what each source gave, and where its episodes sit in the mix."""
+    total = sum(frames_used)
+    record: dict[str, Any] = {
+        "ratio_basis": "frames",
+        "target_ratio": ratio,
+        "achieved_ratio": frames_used[0] / total if total else None,
+        "seed": seed,
+        "suites": suites,
+        "harmonized": None,
+        "sources": [],
+    }
+    start = 0
+    for source, meta, episodes, used in zip(sources, metas, chosen, frames_used, strict=True):
+        record["sources"].append(
+            {
+                "repo_id": source.repo_id,
+                "root": str(meta.root),
+                "episodes_available": int(meta.total_episodes),
+                "episodes_used": len(episodes),
+                "frames_used": used,
+                "share": used / total if total else None,
+                "source_episode_indices": [int(e) for e in episodes],
+                "mixed_episode_range": [start, start + len(episodes)],
+            }
+        )
+        start += len(episodes)
+    return record
