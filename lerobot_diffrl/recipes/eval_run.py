@@ -191,8 +191,6 @@ def run_one(cmd: list[str], spec: RunSpec, output_dir: Path, episodes: int) -> l
 
 def evaluate(cfg: EvalCommandConfig) -> dict[str, Any]:
     """Run (or resume) the protocol for ``cfg`` and write the tables; returns the summary."""
-    from tqdm import tqdm
-
     from lerobot_diffrl.envs.suites import parse_task_ids, task_spec
     from lerobot_diffrl.recipes.preflight import libero_camera_shape, read_policy_config, resolve_pretrained
     from lerobot_diffrl.recipes.results import TaskResult, summarize, to_markdown, write_results
@@ -232,6 +230,41 @@ def evaluate(cfg: EvalCommandConfig) -> dict[str, Any]:
     _check_protocol_file(output_dir, fingerprint)
     resolved = resolved_protocol(protocol, suites, image_hw, n_action_steps, policy_arg)
 
+    successes = _run_all(runs, protocol, policy_arg, cfg.policy.device, image_hw, output_dir)
+    tasks = []
+    for suite in suites:
+        for task_id in parse_task_ids(suite, protocol.task_ids):
+            flags = [
+                f for spec in runs if (spec.suite, spec.task_id) == (suite, task_id) for f in successes[spec]
+            ]
+            language = task_spec(suite, task_id).language
+            tasks.append(TaskResult(suite, task_id, len(flags), sum(flags), language=language))
+    summary = summarize(tasks, resolved)
+    json_path, md_path = write_results(output_dir, summary)
+    print(to_markdown(summary))
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    if cfg.update_card:
+        from lerobot_diffrl.recipes.vla_card import write_vla_card
+
+        if not Path(cfg.policy.path).expanduser().is_dir():
+            raise CheckpointError("--update_card=true needs a local checkpoint folder as --policy.path")
+        card = write_vla_card(checkpoint, summary)
+        print(f"wrote {card}", file=sys.stderr)
+    return summary
+
+
+def _run_all(
+    runs: list[RunSpec],
+    protocol: EvalProtocol,
+    policy_arg: str,
+    device: str | None,
+    image_hw: tuple[int, int],
+    output_dir: Path,
+) -> dict[RunSpec, list[bool]]:
+    """Each run's per-episode successes: read back for runs already finished in ``output_dir`` (resume), run
+    as one ``lerobot-eval`` call each for the others."""
+    from tqdm import tqdm
+
     successes: dict[RunSpec, list[bool]] = {}
     todo = []
     for spec in runs:
@@ -248,33 +281,10 @@ def evaluate(cfg: EvalCommandConfig) -> dict[str, Any]:
     bar = tqdm(todo, desc="LIBERO eval", unit="run")
     for spec in bar:
         bar.set_postfix_str(f"{spec.suite} task {spec.task_id} seed {spec.seed}")
-        cmd = eval_command(spec, protocol, policy_arg, cfg.policy.device, image_hw)
+        cmd = eval_command(spec, protocol, policy_arg, device, image_hw)
         successes[spec] = run_one(cmd, spec, output_dir, protocol.episodes_per_task)
         done = [f for flags in successes.values() for f in flags]
         bar.set_postfix_str(
             f"{spec.suite} task {spec.task_id}: running success {100 * sum(done) / len(done):.1f}%"
         )
-
-    tasks = []
-    for suite in suites:
-        for task_id in parse_task_ids(suite, protocol.task_ids):
-            flags = [
-                f for spec in runs if (spec.suite, spec.task_id) == (suite, task_id) for f in successes[spec]
-            ]
-            tasks.append(
-                TaskResult(
-                    suite, task_id, len(flags), sum(flags), language=task_spec(suite, task_id).language
-                )
-            )
-    summary = summarize(tasks, resolved)
-    json_path, md_path = write_results(output_dir, summary)
-    print(to_markdown(summary))
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
-    if cfg.update_card:
-        from lerobot_diffrl.recipes.vla_card import write_vla_card
-
-        if not Path(cfg.policy.path).expanduser().is_dir():
-            raise CheckpointError("--update_card=true needs a local checkpoint folder as --policy.path")
-        card = write_vla_card(checkpoint, summary)
-        print(f"wrote {card}", file=sys.stderr)
-    return summary
+    return successes
