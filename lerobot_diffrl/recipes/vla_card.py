@@ -84,7 +84,7 @@ def render_vla_card(checkpoint: Path, summary: Mapping[str, Any] | None = None) 
     """The card text (YAML metadata + Markdown) for ``checkpoint``, from its ``config.json``,
     ``train_config.json`` (written by lerobot-train) and an evaluation ``summary``
     (:func:`lerobot_diffrl.recipes.results.summarize`)."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     checkpoint = Path(checkpoint)
     config = _load_json(checkpoint / "config.json") or {}
@@ -92,45 +92,8 @@ def render_vla_card(checkpoint: Path, summary: Mapping[str, Any] | None = None) 
     policy_type = config.get("type", (train.get("policy") or {}).get("type", "policy"))
     dataset = train.get("dataset") or {}
     mixing = _mixing_record(dataset) if dataset else None
-    base_model = (train.get("policy") or {}).get("pretrained_path")
     name = train.get("job_name") or checkpoint.parent.parent.name or f"{policy_type}-libero"
-
-    datasets = [dataset["repo_id"]] if dataset.get("repo_id") else []
-    if mixing:
-        datasets += [
-            src["repo_id"] for src in mixing.get("sources", []) if src.get("repo_id") not in datasets
-        ]
-    eval_results = []
-    if summary:
-        for row in summary.get("per_suite", []):
-            if row.get("success_rate") is None:
-                continue
-            eval_results.append(
-                EvalResult(
-                    task_type="robotics",
-                    task_name="Robot manipulation",
-                    dataset_type="libero",
-                    dataset_name=_PRETTY_SUITES.get(row["suite"], row["suite"]),
-                    dataset_config=row["suite"],
-                    metric_type="success_rate",
-                    metric_name="Success rate (%)",
-                    metric_value=round(100 * row["success_rate"], 1),
-                    verified=False,
-                )
-            )
-    data = ModelCardData(
-        license="apache-2.0",
-        library_name="lerobot",
-        pipeline_tag="robotics",
-        tags=["LeRobot", "robotics", "vla", "libero", policy_type, "lerobot-diffrl"],
-        datasets=datasets or None,
-        base_model=str(base_model)
-        if base_model and "/" in str(base_model) and not Path(str(base_model)).is_absolute()
-        else None,
-        model_name=name,
-        eval_results=eval_results or None,
-    )
-
+    data = _card_data(name, policy_type, train, dataset, mixing, summary)
     lines = [
         f"# {name}",
         "",
@@ -140,28 +103,11 @@ def render_vla_card(checkpoint: Path, summary: Mapping[str, Any] | None = None) 
         "",
         "## Training data",
         "",
+        *_training_data_lines(dataset, mixing),
+        "",
+        "## Recipe",
+        "",
     ]
-    if dataset:
-        lines.append(
-            f"- Dataset: `{dataset.get('repo_id')}`"
-            + (f" (local root `{dataset['root']}`)" if dataset.get("root") else "")
-        )
-        if dataset.get("episodes"):
-            lines.append(f"- Episodes used: {len(dataset['episodes'])} selected episodes")
-    if mixing:
-        lines.append(
-            f"- Mixed dataset: {mixing.get('ratio_basis', 'frames')} ratio "
-            + ", ".join(f"`{s['repo_id']}` {100 * s['share']:.1f}%" for s in mixing.get("sources", []))
-            + (f" (suites: {', '.join(mixing['suites'])})" if mixing.get("suites") else "")
-        )
-        for src in mixing.get("sources", []):
-            lines.append(
-                f"  - `{src['repo_id']}`: {src['episodes_used']} of {src['episodes_available']} episodes, "
-                f"{src['frames_used']} frames"
-            )
-    if not dataset:
-        lines.append("- Not recorded (no train_config.json in the checkpoint).")
-    lines += ["", "## Recipe", ""]
     rows = _recipe_rows(train)
     if rows:
         lines += ["| setting | value |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]
@@ -190,6 +136,76 @@ def render_vla_card(checkpoint: Path, summary: Mapping[str, Any] | None = None) 
         "```",
     ]
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
+
+
+def _card_data(
+    name: str,
+    policy_type: str,
+    train: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+    mixing: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+) -> Any:
+    """The Hub metadata: datasets (the mix's sources too), base model (a Hub id only) and one eval result
+    per evaluated suite, so the Hub shows the success rates."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    datasets = [dataset["repo_id"]] if dataset.get("repo_id") else []
+    if mixing:
+        datasets += [
+            src["repo_id"] for src in mixing.get("sources", []) if src.get("repo_id") not in datasets
+        ]
+    eval_results = [
+        EvalResult(
+            task_type="robotics",
+            task_name="Robot manipulation",
+            dataset_type="libero",
+            dataset_name=_PRETTY_SUITES.get(row["suite"], row["suite"]),
+            dataset_config=row["suite"],
+            metric_type="success_rate",
+            metric_name="Success rate (%)",
+            metric_value=round(100 * row["success_rate"], 1),
+            verified=False,
+        )
+        for row in (summary or {}).get("per_suite", [])
+        if row.get("success_rate") is not None
+    ]
+    base_model = (train.get("policy") or {}).get("pretrained_path")
+    hub_base = base_model and "/" in str(base_model) and not Path(str(base_model)).is_absolute()
+    return ModelCardData(
+        license="apache-2.0",
+        library_name="lerobot",
+        pipeline_tag="robotics",
+        tags=["LeRobot", "robotics", "vla", "libero", policy_type, "lerobot-diffrl"],
+        datasets=datasets or None,
+        base_model=str(base_model) if hub_base else None,
+        model_name=name,
+        eval_results=eval_results or None,
+    )
+
+
+def _training_data_lines(dataset: Mapping[str, Any], mixing: Mapping[str, Any] | None) -> list[str]:
+    """The card's "Training data" bullets: the dataset, its episode selection and, for a mix, each source."""
+    if not dataset:
+        return ["- Not recorded (no train_config.json in the checkpoint)."]
+    lines = [
+        f"- Dataset: `{dataset.get('repo_id')}`"
+        + (f" (local root `{dataset['root']}`)" if dataset.get("root") else "")
+    ]
+    if dataset.get("episodes"):
+        lines.append(f"- Episodes used: {len(dataset['episodes'])} selected episodes")
+    if mixing:
+        lines.append(
+            f"- Mixed dataset: {mixing.get('ratio_basis', 'frames')} ratio "
+            + ", ".join(f"`{s['repo_id']}` {100 * s['share']:.1f}%" for s in mixing.get("sources", []))
+            + (f" (suites: {', '.join(mixing['suites'])})" if mixing.get("suites") else "")
+        )
+        for src in mixing.get("sources", []):
+            lines.append(
+                f"  - `{src['repo_id']}`: {src['episodes_used']} of {src['episodes_available']} episodes, "
+                f"{src['frames_used']} frames"
+            )
+    return lines
 
 
 def write_vla_card(checkpoint: Path, summary: Mapping[str, Any] | None = None) -> Path:
