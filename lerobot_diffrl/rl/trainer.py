@@ -181,7 +181,7 @@ class RLTrainer:
         return result
 
     def train(self) -> dict[str, Any]:
-        cfg, ppo = self.cfg, self.cfg.ppo
+        cfg = self.cfg
         evaluating = cfg.eval.episodes_per_task > 0
         try:
             if evaluating and cfg.eval.at_start and self.iteration == 0 and not self.history:
@@ -189,44 +189,7 @@ class RLTrainer:
             self.collector.reset(seed=cfg.seed + 1 + self.iteration)
             bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="RL iterations", unit="it")
             while self.iteration < cfg.iterations:
-                rollout = self.collector.collect(ppo.n_steps)
-                if self.replay is not None:
-                    self.replay.add(rollout)
-                targets = compute_targets(rollout, ppo, self.scaler)
-                train_actor = self.iteration >= ppo.critic_warmup_iters
-                metrics = ppo_update(
-                    self.loaded,
-                    rollout,
-                    targets,
-                    self.optimizers,
-                    ppo,
-                    train_actor,
-                    self.device,
-                    self.generator,
-                    self.reference,
-                    self.replay,
-                )
-                record = {
-                    "event": "train",
-                    "iteration": self.iteration + 1,
-                    "env_steps": self.env_steps + rollout.env_steps,
-                    **rollout.stats.summary(),
-                    **metrics,
-                    "actor_updated": float(train_actor),
-                    "actor_lr": self.optimizers.actor.param_groups[0]["lr"],
-                    "critic_lr": self.optimizers.critic.param_groups[0]["lr"],
-                    "rollout_s": rollout.seconds,
-                    "env_steps_per_s": rollout.env_steps / max(rollout.seconds, 1e-9),
-                }
-                with warnings.catch_warnings():
-                    # during critic warm-up the actor optimizer does not step, but its schedule advances
-                    # with the iterations so that warm-up does not shift it
-                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-                    for scheduler in self.schedulers.values():
-                        scheduler.step()
-                self.iteration += 1
-                self.env_steps += rollout.env_steps
-                self.logger.log(record, self.iteration)
+                record = self._train_iteration()
                 bar.update(1)
                 bar.set_postfix(
                     success=f"{record['success_rate']:.2f}", kl=f"{record.get('approx_kl', 0):.2e}"
@@ -261,6 +224,50 @@ class RLTrainer:
         summary = self.summary(final)
         (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _train_iteration(self) -> dict[str, Any]:
+        """One iteration of the algorithm: roll out, file the successes, scale rewards and compute GAE, run
+        the PPO epochs (critic only during warm-up), step the schedules; returns the logged record."""
+        ppo = self.cfg.ppo
+        rollout = self.collector.collect(ppo.n_steps)
+        if self.replay is not None:
+            self.replay.add(rollout)
+        targets = compute_targets(rollout, ppo, self.scaler)
+        train_actor = self.iteration >= ppo.critic_warmup_iters
+        metrics = ppo_update(
+            self.loaded,
+            rollout,
+            targets,
+            self.optimizers,
+            ppo,
+            train_actor,
+            self.device,
+            self.generator,
+            self.reference,
+            self.replay,
+        )
+        record = {
+            "event": "train",
+            "iteration": self.iteration + 1,
+            "env_steps": self.env_steps + rollout.env_steps,
+            **rollout.stats.summary(),
+            **metrics,
+            "actor_updated": float(train_actor),
+            "actor_lr": self.optimizers.actor.param_groups[0]["lr"],
+            "critic_lr": self.optimizers.critic.param_groups[0]["lr"],
+            "rollout_s": rollout.seconds,
+            "env_steps_per_s": rollout.env_steps / max(rollout.seconds, 1e-9),
+        }
+        with warnings.catch_warnings():
+            # during critic warm-up the actor optimizer does not step, but its schedule advances
+            # with the iterations so that warm-up does not shift it
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+        self.iteration += 1
+        self.env_steps += rollout.env_steps
+        self.logger.log(record, self.iteration)
+        return record
 
     def summary(self, final: Path) -> dict[str, Any]:
         evals = [h for h in self.history if h.get("event") == "eval"]
